@@ -1,0 +1,271 @@
+"""The contract's input events as pydantic models: one flat JSON object each, unknown fields kept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+Id = Annotated[str, Field(min_length=1, max_length=191)]
+EntityId = Annotated[str, Field(min_length=1, max_length=36)]
+Text = Annotated[str, Field(max_length=1_000_000)]
+
+
+class Event(BaseModel):
+    """Fields every input event carries; subclasses add their own. Unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: Id
+    type: str
+    time: AwareDatetime
+
+    @property
+    def source(self) -> Literal["agent", "control"]:
+        return "agent" if self.type in AGENT_TYPES else "control"
+
+    def routing_key(self) -> str:
+        """The Kafka key: the agent for agent-source events, the entity for control events."""
+        raise NotImplementedError
+
+
+class AgentEvent(Event):
+    agent_id: EntityId
+
+    def routing_key(self) -> str:
+        return self.agent_id
+
+
+class AgentRegistered(AgentEvent):
+    type: Literal["agent.registered"]
+    pod_name: Annotated[str, Field(min_length=1, max_length=253)]
+    k8s_namespace: Annotated[str, Field(max_length=63)] = "agents"
+    node_name: Annotated[str, Field(max_length=253)] | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    max_concurrent_tasks: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class AgentHeartbeat(AgentEvent):
+    type: Literal["agent.heartbeat"]
+    status: Literal["idle", "busy"]
+    current_task_id: EntityId | None = None
+
+
+class AgentError(AgentEvent):
+    type: Literal["agent.error"]
+    message: Text
+
+
+class AgentStopped(AgentEvent):
+    type: Literal["agent.stopped"]
+
+
+class TaskStarted(AgentEvent):
+    type: Literal["task.started"]
+    task_id: EntityId
+
+
+class TaskQuestionAsked(AgentEvent):
+    type: Literal["task.question_asked"]
+    task_id: EntityId
+    question_id: EntityId
+    question: Annotated[str, Field(min_length=1, max_length=65_535)]
+    context: Annotated[str, Field(max_length=65_535)] | None = None
+
+
+class TaskReadyForReview(AgentEvent):
+    type: Literal["task.ready_for_review"]
+    task_id: EntityId
+    branch_name: Annotated[str, Field(max_length=255)] | None = None
+    pr_number: Annotated[int, Field(ge=1)] | None = None
+    pr_url: Annotated[str, Field(max_length=512)] | None = None
+    preview_namespace: Annotated[str, Field(max_length=63)] | None = None
+    preview_url: Annotated[str, Field(max_length=512)] | None = None
+
+
+class Log(AgentEvent):
+    type: Literal["log"]
+    level: Literal["debug", "info", "warn", "error"] = "info"
+    message: Annotated[str, Field(max_length=65_535)]
+    metadata: dict[str, Any] | None = None
+    task_id: EntityId | None = None
+
+
+class ProjectUpserted(Event):
+    type: Literal["project.upserted"]
+    project_id: EntityId
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    k8s_namespace: Annotated[str, Field(min_length=1, max_length=63)]
+    description: str | None = None
+    gitea_repo_id: int | None = None
+    gitea_repo_url: Annotated[str, Field(max_length=512)] | None = None
+    gitea_owner: Annotated[str, Field(max_length=100)] | None = None
+    gitea_repo_name: Annotated[str, Field(max_length=100)] | None = None
+    default_branch: Annotated[str, Field(max_length=100)] = "main"
+    docker_image: Annotated[str, Field(max_length=512)] | None = None
+    env_vars: dict[str, str] | None = None
+    replicas: int = 1
+    cpu_limit: Annotated[str, Field(max_length=20)] = "500m"
+    memory_limit: Annotated[str, Field(max_length=20)] = "512Mi"
+    mcp_tools: list[str] | None = None
+    mcp_permissions: dict[str, Any] | None = None
+    status: Literal["active", "paused", "archived"] = "active"
+    gitea_webhook_secret: Annotated[str, Field(max_length=255)] | None = None
+
+    def routing_key(self) -> str:
+        return self.project_id
+
+
+class TaskCreated(Event):
+    """`task_id` names the new task; when absent, the event id is the task id."""
+
+    type: Literal["task.created"]
+    task_id: EntityId | None = None
+    project_id: EntityId
+    title: Annotated[str, Field(min_length=1, max_length=255)]
+    description: str | None = None
+    priority: Literal["low", "medium", "high", "urgent"] = "medium"
+    estimated_complexity: Literal["trivial", "simple", "medium", "complex"] = "medium"
+
+    @model_validator(mode="after")
+    def _default_task_id(self) -> TaskCreated:
+        if self.task_id is None:
+            if len(self.id) > 36:
+                raise ValueError("task_id is required when the event id is longer than 36 characters")
+            object.__setattr__(self, "task_id", self.id)
+        return self
+
+    def routing_key(self) -> str:
+        return self.task_id or self.id
+
+
+class TaskQuestionAnswered(Event):
+    type: Literal["task.question_answered"]
+    question_id: EntityId
+    response: Annotated[str, Field(max_length=65_535)]
+    responded_by: EntityId | None = None
+    task_id: EntityId | None = None
+
+    def routing_key(self) -> str:
+        return self.task_id or self.question_id
+
+
+class TaskApproved(Event):
+    type: Literal["task.approved"]
+    task_id: EntityId
+
+    def routing_key(self) -> str:
+        return self.task_id
+
+
+class TaskCancelled(Event):
+    type: Literal["task.cancelled"]
+    task_id: EntityId
+    reason: str | None = None
+
+    def routing_key(self) -> str:
+        return self.task_id
+
+
+class TaskGroupCreated(Event):
+    """`task_group_id` names the new group; when absent, the event id is the group id."""
+
+    type: Literal["task_group.created"]
+    task_group_id: EntityId | None = None
+    project_id: EntityId
+    task_ids: Annotated[list[EntityId], Field(min_length=1)]
+    staging_branch: Annotated[str, Field(max_length=255)] | None = None
+    created_by: EntityId | None = None
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _default_group_id(self) -> TaskGroupCreated:
+        if self.task_group_id is None:
+            if len(self.id) > 36:
+                raise ValueError("task_group_id is required when the event id is longer than 36 characters")
+            object.__setattr__(self, "task_group_id", self.id)
+        return self
+
+    def routing_key(self) -> str:
+        return self.task_group_id or self.id
+
+
+class DeploymentEvent(Event):
+    type: Literal[
+        "deployment.requested", "deployment.started", "deployment.succeeded", "deployment.failed",
+        "deployment.rolled_back",
+    ]  # fmt: skip
+    deployment_id: EntityId
+    project_id: EntityId
+    environment: Literal["preview", "staging", "production"]
+    task_group_id: EntityId | None = None
+    task_id: EntityId | None = None
+    deployment_type: Literal["manual", "automatic", "rollback"] = "manual"
+    branch: Annotated[str, Field(max_length=255)] | None = None
+    commit_hash: Annotated[str, Field(max_length=40)] | None = None
+    k8s_namespace: Annotated[str, Field(max_length=63)] | None = None
+    k8s_deployment_name: Annotated[str, Field(max_length=253)] | None = None
+    image_tag: Annotated[str, Field(max_length=255)] | None = None
+    url: Annotated[str, Field(max_length=512)] | None = None
+    error_message: str | None = None
+    logs: str | None = None
+    triggered_by: EntityId | None = None
+
+    @model_validator(mode="after")
+    def _preview_names_task(self) -> DeploymentEvent:
+        if self.environment == "preview" and self.task_id is None and self.type == "deployment.requested":
+            raise ValueError("a preview deployment names its task_id")
+        return self
+
+    def routing_key(self) -> str:
+        return self.deployment_id
+
+
+AnyAgentEvent = Annotated[
+    AgentRegistered
+    | AgentHeartbeat
+    | AgentError
+    | AgentStopped
+    | TaskStarted
+    | TaskQuestionAsked
+    | TaskReadyForReview
+    | Log,
+    Field(discriminator="type"),
+]
+AnyControlEvent = Annotated[
+    ProjectUpserted
+    | TaskCreated
+    | TaskQuestionAnswered
+    | TaskApproved
+    | TaskCancelled
+    | TaskGroupCreated
+    | DeploymentEvent,
+    Field(discriminator="type"),
+]
+AnyEvent = Annotated[AnyAgentEvent | AnyControlEvent, Field(discriminator="type")]
+
+AGENT_TYPES = frozenset(
+    {"agent.registered", "agent.heartbeat", "agent.error", "agent.stopped", "task.started",
+     "task.question_asked", "task.ready_for_review", "log"}
+)  # fmt: skip
+DEPLOYMENT_TYPES = frozenset(
+    {"deployment.requested", "deployment.started", "deployment.succeeded", "deployment.failed",
+     "deployment.rolled_back"}
+)  # fmt: skip
+CONTROL_TYPES = frozenset(
+    {"project.upserted", "task.created", "task.question_answered", "task.approved", "task.cancelled",
+     "task_group.created"}
+) | DEPLOYMENT_TYPES  # fmt: skip
+ALL_TYPES = AGENT_TYPES | CONTROL_TYPES
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+
+def parse_event(data: Any) -> Event:
+    """Validate one decoded JSON value as a contract event (raises pydantic.ValidationError)."""
+    return EVENT_ADAPTER.validate_python(data)
+
+
+def event_time(event: Event) -> datetime:
+    return event.time

@@ -1,0 +1,82 @@
+"""Every setting of the service, read in one place: environment (prefix AIWORKER_) or flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import AiworkerError
+from db.pool import DatabaseUrlError, parse_database_url
+
+
+class SettingsError(AiworkerError):
+    """A setting has a bad value; the message is one line naming it and what to do."""
+
+
+class Settings(BaseSettings):
+    """Configuration of web, worker and dev. Field names are the env names without the prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="AIWORKER_", extra="forbid", frozen=True)
+
+    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers host:port[,…]; empty: embedded broker (dev)")
+    database_url: str = Field("mysql://root@127.0.0.1:3306/aiworker", description="mysql://user:pass@host:port/db")
+    gitea_secret: str = Field("", description="Gitea webhook HMAC secret (a project row may carry its own)")
+    gitea_insecure: bool = Field(False, description="accept unsigned Gitea webhooks when no secret applies (dev only)")
+    agent_token_key: str = Field("", description="key of agent tokens: hex HMAC-SHA256(key, agent_id)")
+    service_token: str = Field("", description="bearer token of the backend and deploy pipeline (every event type)")
+    http_host: str = Field("0.0.0.0", description="address the HTTP server binds")
+    http_port: int = Field(8080, ge=1, le=65535, description="port of the HTTP server")
+    topic_prefix: str = Field("aiworker.", description="prefix of every topic name")
+    topic_partitions: int = Field(8, ge=1, le=1024, description="partitions of the topics this service creates")
+    topic_replication: int = Field(1, ge=1, le=16, description="replication factor of created topics")
+    create_topics: bool = Field(True, description="create missing topics at start-up (off when Strimzi owns them)")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest accepted request body, bytes")
+    kafka_idempotence: bool = Field(False, description="idempotent producer (real Kafka only; Tansu lacks it)")
+    kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
+    kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
+    kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
+    spool_dir: Path = Field(Path("var/spool"), description="local spool of events accepted while the broker is down")
+    spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="spool bound, bytes; 0 disables the spool")
+    worker_id: str = Field("aiworker-events", description="Faust app id (consumer group) of the fold workers")
+    worker_batch_size: int = Field(500, ge=1, le=100_000, description="records folded per database transaction")
+    worker_batch_seconds: float = Field(0.05, gt=0, le=60, description="longest wait to fill a fold batch, s")
+    outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
+    agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="log level")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            parse_database_url(value)
+        except DatabaseUrlError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if any(ch not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-" for ch in value):
+            raise ValueError("may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The full name of one of the service's topics (e.g. 'agent.events')."""
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings (overrides from flags win over the environment) or raise one clear line."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        value = error.get("input")
+        raise SettingsError(
+            f"invalid setting AIWORKER_{name.upper()}={value!r}: {error['msg']}"
+            f" (set it in the environment or with --{name.replace('_', '-')})"
+        ) from exc

@@ -1,0 +1,145 @@
+"""SQL of the fold: input positions, event-id de-duplication, entity rows, outbox, logs.
+
+Every function takes a cursor inside the fold's open transaction; none commits.
+Table and column names come from the fixed TABLES below, never from input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+JSON_COLUMNS: dict[str, frozenset[str]] = {
+    "projects": frozenset({"env_vars", "mcp_tools", "mcp_permissions"}),
+    "agents": frozenset({"capabilities"}),
+    "tasks": frozenset(),
+    "task_questions": frozenset(),
+    "task_groups": frozenset({"task_ids"}),
+    "deployments": frozenset(),
+}
+TABLES = frozenset(JSON_COLUMNS)
+
+Position = tuple[str, int]
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+
+
+def _placeholders(count: int, width: int = 1) -> str:
+    group = "(" + ", ".join(["%s"] * width) + ")" if width > 1 else "%s"
+    return ", ".join([group] * count)
+
+
+def encode_value(table: str, column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS[table] and value is not None:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+def decode_row(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for column in JSON_COLUMNS[table]:
+        value = out.get(column)
+        if isinstance(value, (str, bytes)):
+            out[column] = json.loads(value)
+    return out
+
+
+async def lock_positions(cur: Any, consumer: str, positions: Iterable[Position]) -> dict[Position, int]:
+    """Lock the stored next offsets of these partitions (creating them at 0) and return them."""
+    wanted = sorted(set(positions))
+    if not wanted:
+        return {}
+    params: list[Any] = []
+    for topic, partition in wanted:
+        params += [consumer, topic, partition]
+    await cur.execute(
+        "INSERT IGNORE INTO fold_positions (consumer, topic, `partition`, next_offset) VALUES "
+        + ", ".join(["(%s, %s, %s, 0)"] * len(wanted)),
+        params,
+    )
+    where = " OR ".join(["(topic = %s AND `partition` = %s)"] * len(wanted))
+    await cur.execute(
+        f"SELECT topic, `partition`, next_offset FROM fold_positions WHERE consumer = %s AND ({where}) FOR UPDATE",
+        [consumer, *[v for tp in wanted for v in tp]],
+    )
+    return {(row["topic"], int(row["partition"])): int(row["next_offset"]) for row in await cur.fetchall()}
+
+
+async def save_positions(cur: Any, consumer: str, positions: Mapping[Position, int]) -> None:
+    for (topic, partition), next_offset in sorted(positions.items()):
+        await cur.execute(
+            "UPDATE fold_positions SET next_offset = %s, updated_at = CURRENT_TIMESTAMP(3)"
+            " WHERE consumer = %s AND topic = %s AND `partition` = %s AND next_offset < %s",
+            [next_offset, consumer, topic, partition, next_offset],
+        )
+
+
+async def seen_event_ids(cur: Any, event_ids: Sequence[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    await cur.execute(
+        f"SELECT event_id FROM processed_events WHERE event_id IN ({_placeholders(len(event_ids))})", list(event_ids)
+    )
+    return {row["event_id"] for row in await cur.fetchall()}
+
+
+async def record_event_ids(cur: Any, rows: Sequence[tuple[str, str, int, int]]) -> None:
+    """Remember (event_id, topic, partition, offset) of every applied event."""
+    if rows:
+        await cur.execute(
+            "INSERT INTO processed_events (event_id, topic, `partition`, `offset`) VALUES "
+            + _placeholders(len(rows), 4),
+            [v for row in rows for v in row],
+        )
+
+
+async def load_rows(cur: Any, table: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of `table` with these ids, locked for the transaction."""
+    _check_table(table)
+    if not ids:
+        return []
+    await cur.execute(f"SELECT * FROM {table} WHERE id IN ({_placeholders(len(ids))}) FOR UPDATE", list(ids))
+    return [decode_row(table, row) for row in await cur.fetchall()]
+
+
+async def insert_rows(cur: Any, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new rows (all with the same columns) in one statement."""
+    _check_table(table)
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(f"`{c}`" for c in columns)
+    params = [encode_value(table, c, row[c]) for row in rows for c in columns]
+    await cur.execute(f"INSERT INTO {table} ({names}) VALUES {_placeholders(len(rows), len(columns))}", params)
+
+
+async def update_row(cur: Any, table: str, row_id: str, changes: Mapping[str, Any]) -> None:
+    _check_table(table)
+    if not changes:
+        return
+    sets = ", ".join(f"`{c}` = %s" for c in changes)
+    params = [encode_value(table, c, v) for c, v in changes.items()]
+    await cur.execute(f"UPDATE {table} SET {sets} WHERE id = %s", [*params, row_id])
+
+
+async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+    """Queue (event_id, topic, key, payload) for the relay; an id already queued is kept once."""
+    if rows:
+        await cur.execute(
+            "INSERT IGNORE INTO outbox (event_id, topic, message_key, payload) VALUES " + _placeholders(len(rows), 4),
+            [v for row in rows for v in row],
+        )
+
+
+async def insert_logs(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert agent_logs rows (agent_id, task_id, level, message, metadata, created_at) in one statement."""
+    if rows:
+        await cur.execute(
+            "INSERT INTO agent_logs (agent_id, task_id, level, message, metadata, created_at) VALUES "
+            + _placeholders(len(rows), 6),
+            [v for row in rows for v in row],
+        )

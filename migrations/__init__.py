@@ -1,0 +1,1 @@
+"""Numbered SQL migrations, applied in order by `aiworker-events migrate` (see db/migrate.py)."""

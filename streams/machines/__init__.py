@@ -1,0 +1,52 @@
+"""Pure state machines: `apply(row, event) -> Outcome`, no I/O.
+
+A machine receives the current row (None when it does not exist) and one event, and answers with
+`Changed` (the row after the event and the transitions it caused), `Unchanged` (an idempotent
+repeat or an event with nothing to do for this row) or `Refused` (the machine does not allow it;
+the fold sends the event to the dlq with the reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, Literal, TypeVar
+
+Entity = Literal["task", "agent", "deployment", "task_group"]
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One state change of one entity; `from_state` is None when the entity was created."""
+
+    entity: Entity
+    entity_id: str
+    from_state: str | None
+    to_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Changed(Generic[RowT]):
+    row: RowT
+    transitions: tuple[Transition, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: str
+
+
+Outcome = Changed[RowT] | Unchanged | Refused
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """The UTC wall time of an aware datetime, as stored in TIMESTAMP columns (sessions run in UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(microsecond=0)
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0)

@@ -1,0 +1,63 @@
+"""Projects are upserted whole by `project.upserted`; they have no state machine of their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from app.events import Event, ProjectUpserted
+from streams.machines import Changed, Outcome, Unchanged, naive_utc
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    """A row of `projects`."""
+
+    id: str
+    name: str
+    k8s_namespace: str
+    description: str | None = None
+    gitea_repo_id: int | None = None
+    gitea_repo_url: str | None = None
+    gitea_owner: str | None = None
+    gitea_repo_name: str | None = None
+    default_branch: str = "main"
+    docker_image: str | None = None
+    env_vars: dict[str, str] | None = None
+    replicas: int = 1
+    cpu_limit: str = "500m"
+    memory_limit: str = "512Mi"
+    mcp_tools: list[str] | None = None
+    mcp_permissions: dict[str, Any] | None = None
+    status: str = "active"
+    gitea_webhook_secret: str | None = None
+    gitea_webhook_secret_previous: str | None = None
+    gitea_webhook_secret_rotated_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def apply(row: ProjectRow | None, event: Event) -> Outcome[ProjectRow]:
+    if not isinstance(event, ProjectUpserted):
+        return Unchanged(f"{event.type} does not change projects")
+    at = naive_utc(event.time)
+    fields = event.model_dump(include=set(ProjectRow.__dataclass_fields__) - {"id"})
+    fields.pop("gitea_webhook_secret", None)
+    secret = event.gitea_webhook_secret
+    if row is None:
+        return Changed(
+            ProjectRow(id=event.project_id, gitea_webhook_secret=secret, created_at=at, updated_at=at, **fields)
+        )
+    rotation: dict[str, Any] = {}
+    if secret is not None and secret != row.gitea_webhook_secret:
+        # The previous secret stays valid for a while (webhooks/ decides how long) so Gitea can be updated.
+        rotation = {
+            "gitea_webhook_secret": secret,
+            "gitea_webhook_secret_previous": row.gitea_webhook_secret,
+            "gitea_webhook_secret_rotated_at": at,
+        }
+    after = replace(row, **fields, **rotation)
+    if after == row:
+        return Unchanged(f"project {row.id} already has these values")
+    return Changed(replace(after, updated_at=at))
