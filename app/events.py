@@ -223,24 +223,11 @@ class DeploymentEvent(Event):
 
 
 AnyAgentEvent = Annotated[
-    AgentRegistered
-    | AgentHeartbeat
-    | AgentError
-    | AgentStopped
-    | TaskStarted
-    | TaskQuestionAsked
-    | TaskReadyForReview
-    | Log,
+    AgentRegistered | AgentHeartbeat | AgentError | AgentStopped | TaskStarted | TaskQuestionAsked | TaskReadyForReview | Log,
     Field(discriminator="type"),
 ]
 AnyControlEvent = Annotated[
-    ProjectUpserted
-    | TaskCreated
-    | TaskQuestionAnswered
-    | TaskApproved
-    | TaskCancelled
-    | TaskGroupCreated
-    | DeploymentEvent,
+    ProjectUpserted | TaskCreated | TaskQuestionAnswered | TaskApproved | TaskCancelled | TaskGroupCreated | DeploymentEvent,
     Field(discriminator="type"),
 ]
 AnyEvent = Annotated[AnyAgentEvent | AnyControlEvent, Field(discriminator="type")]

@@ -39,9 +39,7 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    return [
-        TopicSpec(settings.topic(name), settings.topic_partitions, settings.topic_replication) for name in ALL_TOPICS
-    ]
+    return [TopicSpec(settings.topic(name), settings.topic_partitions, settings.topic_replication) for name in ALL_TOPICS]
 
 
 async def ensure_topics(settings: Settings, bootstrap: str, *, timeout: float = 30.0) -> list[str]:

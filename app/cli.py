@@ -1,0 +1,100 @@
+"""The `aiworker-events` command: dev, web, worker, migrate. Every setting also has a flag."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic.fields import FieldInfo
+
+from app import AiworkerError
+from app.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("aiworker_events")
+
+
+def _flag_type(info: FieldInfo) -> Callable[[str], Any]:
+    return str  # pydantic converts and validates the text, so errors read the same as for the environment
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also AIWORKER_<NAME> in the environment)")
+    for name, info in Settings.model_fields.items():
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, type=_flag_type(info), help=info.description)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aiworker-events", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "dev": "the whole system in the foreground: embedded broker and database if needed, migrations, web, worker",
+        "web": "the HTTP server (Gitea webhooks and events into Kafka)",
+        "worker": "one fold worker (Faust): input topics into MySQL rows and transitions",
+        "migrate": "apply migrations/ in order (safe to run twice and concurrently)",
+        "topics": "create the service's missing topics",
+    }
+    for name, text in helps.items():
+        add_setting_flags(commands.add_parser(name, help=text, description=text))
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {name: getattr(args, name) for name in Settings.model_fields}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"aiworker-events: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        return run(args.command, settings)
+    except AiworkerError as exc:
+        print(f"aiworker-events {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(command: str, settings: Settings) -> int:
+    if command == "migrate":
+        from db.migrate import migrate
+
+        applied = asyncio.run(migrate(settings.database_url, log=log.info))
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+        return 0
+    if command == "topics":
+        from app.topics import ensure_topics
+
+        created = asyncio.run(ensure_topics(settings, require_bootstrap(settings)))
+        print(f"created {len(created)} topic(s): {', '.join(created) or 'all exist'}")
+        return 0
+    if command == "web":
+        from app.processes import run_web
+
+        return run_web(settings, require_bootstrap(settings))
+    if command == "worker":
+        from app.processes import run_worker
+
+        return run_worker(settings, require_bootstrap(settings))
+    if command == "dev":
+        from app.dev import run_dev
+
+        return run_dev(settings)
+    raise AiworkerError(f"unknown command {command!r}")
+
+
+def require_bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise SettingsError(
+            "AIWORKER_KAFKA_BOOTSTRAP is empty; set it to host:port of the Kafka brokers (only `dev` starts its own)"
+        )
+    return settings.kafka_bootstrap

@@ -1,0 +1,165 @@
+"""`aiworker-events dev`: the whole system on one machine, in the foreground, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app import AiworkerError
+from app.broker import EmbeddedBroker, wait_for_port
+from app.settings import Settings
+from app.topics import ensure_topics
+from db.pool import connect, parse_database_url
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class DevError(AiworkerError):
+    """The dev system could not be brought up."""
+
+
+def say(text: str) -> None:
+    print(f"[dev] {text}", flush=True)
+
+
+async def _server_reachable(url: str) -> str | None:
+    try:
+        conn = await connect(url, database=False)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported to the operator as the reason
+        return repr(exc)
+    await conn.ensure_closed()
+    return None
+
+
+def ensure_database(settings: Settings) -> None:
+    """Make the MySQL-compatible server of AIWORKER_DATABASE_URL reachable, starting or installing MariaDB locally."""
+    address = parse_database_url(settings.database_url)
+    error = asyncio.run(_server_reachable(settings.database_url))
+    if error is None:
+        return
+    if address.host not in LOCAL_HOSTS:
+        raise DevError(
+            f"database server {address.host}:{address.port} unreachable ({error}); start it or fix AIWORKER_DATABASE_URL"
+        )
+    daemon = shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None)
+    is_root = os.geteuid() == 0
+    if daemon is None:
+        if not (is_root and shutil.which("apt-get")):
+            raise DevError(
+                "no database server: install one with `sudo apt-get install -y mariadb-server`, or set AIWORKER_DATABASE_URL"
+            )
+        say("installing mariadb-server with apt-get (once)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "mariadb-server"], check=True, env=env)
+        daemon = "/usr/sbin/mariadbd"
+    if not is_root:
+        raise DevError(
+            "MariaDB is installed but not running: start it with "
+            f"`sudo start-stop-daemon --start --oknodo --background --exec {daemon}`"
+        )
+    say("starting the local MariaDB")
+    Path("/run/mysqld").mkdir(parents=True, exist_ok=True)
+    shutil.chown("/run/mysqld", "mysql", "mysql")
+    subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", daemon], check=True)
+    if not wait_for_port(address.host, address.port, time.monotonic() + 60):
+        raise DevError(f"MariaDB did not listen on {address.host}:{address.port} within 60s; see /var/log/mysql")
+    if asyncio.run(_server_reachable(settings.database_url)) is not None and shutil.which("mariadb"):
+        # A fresh Debian install lets root in only through the socket: give the URL's user TCP access.
+        user, password = address.user.replace("'", ""), address.password.replace("'", "''")
+        sql = "".join(
+            f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}' WITH GRANT OPTION;"
+            for host in ("127.0.0.1", "::1")
+        )
+        subprocess.run(["mariadb", "-uroot", "-e", sql], check=False)
+    error = asyncio.run(_server_reachable(settings.database_url))
+    if error is not None:
+        raise DevError(f"MariaDB runs but {settings.database_url} cannot log in ({error}); fix the user or AIWORKER_DATABASE_URL")
+
+
+def dev_environment(settings: Settings, bootstrap: str) -> dict[str, str]:
+    """The children's environment: every resolved setting (flags included), the broker, dev secrets."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump(mode="json").items():
+        env[f"AIWORKER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["AIWORKER_KAFKA_BOOTSTRAP"] = bootstrap
+    for name in ("service_token", "agent_token_key", "gitea_secret"):
+        if not getattr(settings, name):
+            env[f"AIWORKER_{name.upper()}"] = "dev-" + secrets.token_hex(12)
+    return env
+
+
+def run_dev(settings: Settings) -> int:
+    from db.migrate import migrate
+
+    ensure_database(settings)
+    broker: EmbeddedBroker | None = None
+    bootstrap = settings.kafka_bootstrap
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        if not bootstrap:
+            Path("var").mkdir(exist_ok=True)
+            broker = EmbeddedBroker(log_path=Path("var/broker.log")).start()
+            bootstrap = broker.bootstrap
+            say(f"embedded broker (Tansu, in memory) on {bootstrap}")
+        asyncio.run(ensure_topics(settings, bootstrap))
+        applied = asyncio.run(migrate(settings.database_url))
+        say(f"database {parse_database_url(settings.database_url).database}: {len(applied)} migration(s) applied")
+        env = dev_environment(settings, bootstrap)
+        names = ("web", "worker")
+        for command in names:
+            children.append(subprocess.Popen([sys.executable, "-m", "app", command], env=env))
+        base = f"http://127.0.0.1:{settings.http_port}"
+        if not wait_for_port("127.0.0.1", settings.http_port, time.monotonic() + 30):
+            raise DevError(f"the web process did not listen on port {settings.http_port}; is the port taken?")
+        say(f"ready. Gitea webhooks: POST {base}/webhooks/gitea   events: POST {base}/events")
+        say(f"service token: {env['AIWORKER_SERVICE_TOKEN']}   agent token key: {env['AIWORKER_AGENT_TOKEN_KEY']}")
+        say(f"gitea secret: {env['AIWORKER_GITEA_SECRET']}   health: {base}/readyz   Ctrl-C stops everything")
+        return _wait(dict(zip(names, children, strict=True)))
+    finally:
+        _stop(children)
+        if broker is not None:
+            broker.stop()
+        say("stopped")
+
+
+def _wait(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop:
+            for name, child in children.items():
+                code = child.poll()
+                if code is not None:
+                    say(f"{name} exited with {code}; stopping the rest")
+                    return code or 1
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -1,0 +1,43 @@
+"""The two processes of a real deployment: `web` and `worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from app.settings import Settings
+from app.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def run_web(settings: Settings, bootstrap: str) -> int:
+    from webhooks.server import init
+
+    if settings.create_topics:
+        asyncio.run(ensure_topics(settings, bootstrap))
+    print(f"aiworker-events web: listening on http://{settings.http_host}:{settings.http_port}", flush=True)
+    web.run_app(
+        init(settings, bootstrap),
+        host=settings.http_host,
+        port=settings.http_port,
+        print=None,
+        shutdown_timeout=10.0,
+        access_log=None,
+    )
+    return 0
+
+
+def run_worker(settings: Settings, bootstrap: str) -> int:
+    import faust
+
+    from streams.worker import create_app
+
+    if settings.create_topics:
+        asyncio.run(ensure_topics(settings, bootstrap))
+    app, _runtime = create_app(settings, bootstrap)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,117 @@
+"""POST /events: one event, a JSON array or NDJSON; all valid and authorized, or nothing is published."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from app import topics
+from app.events import AGENT_TYPES, Event, parse_event
+from app.settings import Settings
+from webhooks.auth import bearer, identify
+from webhooks.problems import problem
+from webhooks.publisher import OutRecord, PublishError
+from webhooks.state import PUBLISHER, SETTINGS
+
+JSON_TYPES = {"application/json", "text/json"}
+NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"}
+
+
+class BodyError(ValueError):
+    """The body is not JSON of the accepted shapes."""
+
+
+def decode_body(content_type: str, body: bytes) -> list[Any]:
+    """The items of a JSON object, JSON array or NDJSON body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"body is not UTF-8 (byte {exc.start})") from exc
+    if content_type in NDJSON_TYPES:
+        items = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise BodyError(f"line {number} is not JSON: {exc.msg} (column {exc.colno})") from exc
+        return items
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BodyError(f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    return data if isinstance(data, list) else [data]
+
+
+def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
+    """The events, and every problem as {index, field, reason}."""
+    events: list[Event] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(
+                {"index": index, "field": "", "reason": f"an event is a JSON object, not {type(item).__name__}"}
+            )
+            continue
+        try:
+            events.append(parse_event(item))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                field = ".".join(str(part) for part in error["loc"])
+                errors.append({"index": index, "field": field, "reason": error["msg"]})
+    return events, errors
+
+
+def route(settings: Settings, event: Event, raw: dict[str, Any]) -> OutRecord:
+    topic = topics.AGENT_EVENTS if event.type in AGENT_TYPES else topics.CONTROL_EVENTS
+    value = json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode()
+    return OutRecord(settings.topic(topic), event.routing_key().encode(), value)
+
+
+async def post_events(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    token = bearer(request.headers.get("Authorization"))
+    if token is None:
+        return problem(401, "send Authorization: Bearer <agent token or service token>")
+    content_type = request.content_type
+    if content_type not in JSON_TYPES | NDJSON_TYPES:
+        return problem(
+            415, f"Content-Type {content_type!r} is not accepted; use application/json or application/x-ndjson"
+        )
+    body = await request.read()
+    try:
+        items = decode_body(content_type, body)
+    except BodyError as exc:
+        return problem(400, str(exc))
+    if not items:
+        return problem(422, "the body holds no events", errors=[])
+    agent_ids = {str(i["agent_id"]) for i in items if isinstance(i, dict) and isinstance(i.get("agent_id"), str)}
+    caller = identify(
+        token, service_token=settings.service_token, agent_token_key=settings.agent_token_key, agent_ids=agent_ids
+    )
+    if caller is None:
+        return problem(401, "the bearer token is neither the service token nor the token of an agent in the request")
+    events, errors = validate(items)
+    if errors:
+        return problem(422, f"{len(errors)} problem(s) in {len(items)} event(s); nothing was accepted", errors=errors)
+    if not caller.service:
+        foreign = [
+            i
+            for i, e in enumerate(events)
+            if e.type not in AGENT_TYPES or getattr(e, "agent_id", None) != caller.agent_id
+        ]
+        if foreign:
+            return problem(
+                403,
+                f"the token of agent {caller.agent_id} may send only its own agent events; items {foreign} are not",
+                errors=[{"index": i, "field": "agent_id", "reason": "not this token's agent"} for i in foreign],
+            )
+    records = [route(settings, event, item) for event, item in zip(events, items, strict=True)]
+    try:
+        await request.app[PUBLISHER].publish(records)
+    except PublishError as exc:
+        return problem(503, f"{exc}; nothing was accepted, send again later", headers={"Retry-After": "5"})
+    return web.json_response({"accepted": len(records), "ids": [e.id for e in events]}, status=202)
