@@ -91,8 +91,7 @@ async def record_event_ids(cur: Any, rows: Sequence[tuple[str, str, int, int]]) 
     """Remember (event_id, topic, partition, offset) of every applied event."""
     if rows:
         await cur.execute(
-            "INSERT INTO processed_events (event_id, topic, `partition`, `offset`) VALUES "
-            + _placeholders(len(rows), 4),
+            "INSERT INTO processed_events (event_id, topic, `partition`, `offset`) VALUES " + _placeholders(len(rows), 4),
             [v for row in rows for v in row],
         )
 

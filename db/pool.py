@@ -35,9 +35,7 @@ def parse_database_url(url: str) -> DatabaseAddress:
     """Split mysql://user:pass@host:port/db into its parts, or say what is wrong."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb", "mysql+asyncmy"):
-        raise DatabaseUrlError(
-            f"database URL {url!r} must start with mysql:// (e.g. mysql://root@127.0.0.1:3306/aiworker)"
-        )
+        raise DatabaseUrlError(f"database URL {url!r} must start with mysql:// (e.g. mysql://root@127.0.0.1:3306/aiworker)")
     database = parts.path.lstrip("/")
     if not database or "/" in database:
         raise DatabaseUrlError(f"database URL {url!r} must name one database after the host, e.g. /aiworker")

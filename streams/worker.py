@@ -119,7 +119,8 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
                 InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events
             ]
-            await runtime.fold_until_done(records)
+            stats = await runtime.fold_until_done(records)
+            log.info("folded %d record(s): %s", len(records), stats)
             for event in events:
                 await stream.ack(event)
 

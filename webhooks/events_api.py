@@ -52,9 +52,7 @@ def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            errors.append(
-                {"index": index, "field": "", "reason": f"an event is a JSON object, not {type(item).__name__}"}
-            )
+            errors.append({"index": index, "field": "", "reason": f"an event is a JSON object, not {type(item).__name__}"})
             continue
         try:
             events.append(parse_event(item))
@@ -78,9 +76,7 @@ async def post_events(request: web.Request) -> web.Response:
         return problem(401, "send Authorization: Bearer <agent token or service token>")
     content_type = request.content_type
     if content_type not in JSON_TYPES | NDJSON_TYPES:
-        return problem(
-            415, f"Content-Type {content_type!r} is not accepted; use application/json or application/x-ndjson"
-        )
+        return problem(415, f"Content-Type {content_type!r} is not accepted; use application/json or application/x-ndjson")
     body = await request.read()
     try:
         items = decode_body(content_type, body)
@@ -89,9 +85,7 @@ async def post_events(request: web.Request) -> web.Response:
     if not items:
         return problem(422, "the body holds no events", errors=[])
     agent_ids = {str(i["agent_id"]) for i in items if isinstance(i, dict) and isinstance(i.get("agent_id"), str)}
-    caller = identify(
-        token, service_token=settings.service_token, agent_token_key=settings.agent_token_key, agent_ids=agent_ids
-    )
+    caller = identify(token, service_token=settings.service_token, agent_token_key=settings.agent_token_key, agent_ids=agent_ids)
     if caller is None:
         return problem(401, "the bearer token is neither the service token nor the token of an agent in the request")
     events, errors = validate(items)
@@ -99,9 +93,7 @@ async def post_events(request: web.Request) -> web.Response:
         return problem(422, f"{len(errors)} problem(s) in {len(items)} event(s); nothing was accepted", errors=errors)
     if not caller.service:
         foreign = [
-            i
-            for i, e in enumerate(events)
-            if e.type not in AGENT_TYPES or getattr(e, "agent_id", None) != caller.agent_id
+            i for i, e in enumerate(events) if e.type not in AGENT_TYPES or getattr(e, "agent_id", None) != caller.agent_id
         ]
         if foreign:
             return problem(

@@ -22,9 +22,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     """Size limit before reading the body; aiohttp's own HTTP errors as problem+json."""
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return problem(
-            413, f"the body has {request.content_length} bytes; the limit is {limit} (AIWORKER_MAX_BODY_BYTES)"
-        )
+        return problem(413, f"the body has {request.content_length} bytes; the limit is {limit} (AIWORKER_MAX_BODY_BYTES)")
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:

@@ -46,9 +46,7 @@ def apply(row: ProjectRow | None, event: Event) -> Outcome[ProjectRow]:
     fields.pop("gitea_webhook_secret", None)
     secret = event.gitea_webhook_secret
     if row is None:
-        return Changed(
-            ProjectRow(id=event.project_id, gitea_webhook_secret=secret, created_at=at, updated_at=at, **fields)
-        )
+        return Changed(ProjectRow(id=event.project_id, gitea_webhook_secret=secret, created_at=at, updated_at=at, **fields))
     rotation: dict[str, Any] = {}
     if secret is not None and secret != row.gitea_webhook_secret:
         # The previous secret stays valid for a while (webhooks/ decides how long) so Gitea can be updated.

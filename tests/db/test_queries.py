@@ -20,9 +20,7 @@ async def execute(conn: Any, sql: str, *args: Any) -> None:
 
 async def add_project(conn: Any) -> str:
     project_id = new_id()
-    await execute(
-        conn, "INSERT INTO projects (id, name, k8s_namespace) VALUES (%s, %s, %s)", project_id, "p", project_id[:30]
-    )
+    await execute(conn, "INSERT INTO projects (id, name, k8s_namespace) VALUES (%s, %s, %s)", project_id, "p", project_id[:30])
     return project_id
 
 
