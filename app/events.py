@@ -92,6 +92,16 @@ class Log(AgentEvent):
     task_id: EntityId | None = None
 
 
+class LogBatch(AgentEvent):
+    """Log lines of one agent that travel as one record (the web side packs them; the fold unpacks them).
+
+    Its `id` is derived from the ids of its lines; each line keeps its own id for de-duplication.
+    """
+
+    type: Literal["log.batch"]
+    logs: Annotated[list[Log], Field(min_length=1, max_length=100_000)]
+
+
 class ProjectUpserted(Event):
     type: Literal["project.upserted"]
     project_id: EntityId
@@ -223,7 +233,15 @@ class DeploymentEvent(Event):
 
 
 AnyAgentEvent = Annotated[
-    AgentRegistered | AgentHeartbeat | AgentError | AgentStopped | TaskStarted | TaskQuestionAsked | TaskReadyForReview | Log,
+    AgentRegistered
+    | AgentHeartbeat
+    | AgentError
+    | AgentStopped
+    | TaskStarted
+    | TaskQuestionAsked
+    | TaskReadyForReview
+    | Log
+    | LogBatch,
     Field(discriminator="type"),
 ]
 AnyControlEvent = Annotated[
@@ -234,7 +252,7 @@ AnyEvent = Annotated[AnyAgentEvent | AnyControlEvent, Field(discriminator="type"
 
 AGENT_TYPES = frozenset(
     {"agent.registered", "agent.heartbeat", "agent.error", "agent.stopped", "task.started",
-     "task.question_asked", "task.ready_for_review", "log"}
+     "task.question_asked", "task.ready_for_review", "log", "log.batch"}
 )  # fmt: skip
 DEPLOYMENT_TYPES = frozenset(
     {"deployment.requested", "deployment.started", "deployment.succeeded", "deployment.failed",
