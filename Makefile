@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit integration bench install clean
+.PHONY: run test lint unit integration bench install clean tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,15 @@ install: $(STAMP)
 run: install
 	$(BIN)/aiworker-events dev
 
+# kubectl renders deploy/k8s in tests/deploy: Debian's kubernetes-client, installed only when kubectl is missing
+# and we are root (otherwise those tests skip and say how to install it).
+tools:
+	@command -v kubectl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; } \
+	  || echo "kubectl is missing: install kubernetes-client (sudo apt-get install -y kubernetes-client)"
+
 ## test: lint, types, then every test against a real broker and a real MariaDB (what CI runs)
-test: install lint
+test: install tools lint
 	$(BIN)/pytest -q
 
 lint: install

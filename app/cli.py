@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker": "one fold worker (Faust): input topics into MySQL rows and transitions",
         "migrate": "apply migrations/ in order (safe to run twice and concurrently)",
         "topics": "create the service's missing topics",
+        "k8s-watch": "watch agent pods and app Deployments; emit agent/deployment events onto the input topics",
     }
     for name, text in helps.items():
         add_setting_flags(commands.add_parser(name, help=text, description=text))
@@ -85,6 +86,10 @@ def run(command: str, settings: Settings) -> int:
         from app.processes import run_worker
 
         return run_worker(settings, require_bootstrap(settings))
+    if command == "k8s-watch":
+        from app.k8s_watch import run_k8s_watch
+
+        return run_k8s_watch(settings, require_bootstrap(settings))
     if command == "dev":
         from app.dev import run_dev
 

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="log level")
+    k8s_api_url: str = Field("", description="k8s-watch: API server URL; empty: in-cluster service account, else ~/.kube/config")
+    k8s_agent_namespace: str = Field("aiworker-agents", description="k8s-watch: namespace of the agent pods")
+    k8s_agent_selector: str = Field(
+        "app.kubernetes.io/component=aiworker-agent", description="k8s-watch: label selector of agent pods"
+    )
+    k8s_deployment_namespaces: str = Field("", description="k8s-watch: comma-separated project/preview namespaces; empty: all")
+    k8s_deployment_selector: str = Field("aiworker.dev/project-id", description="k8s-watch: label selector of app Deployments")
+    k8s_backoff_max: float = Field(30.0, gt=0, le=600, description="k8s-watch: longest reconnect backoff, s")
+    web_url: str = Field("", description="demo: base URL of the web process; empty: http://127.0.0.1:<HTTP_PORT>")
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,191 @@
+"""Render every kustomize overlay in deploy/k8s with `kubectl kustomize` and check it against the code.
+
+kubectl comes from Debian's kubernetes-client (`make test` installs it when missing and run as root);
+the manifests use only kustomize features that its old embedded kustomize (v2) and current ones share.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app import topics
+from app.cli import build_parser
+from app.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERLAYS = sorted(p for p in (ROOT / "deploy/k8s/overlays").iterdir() if (p / "kustomization.yaml").exists())
+SECRET_SETTINGS = {"database_url", "gitea_secret", "agent_token_key", "service_token"}
+APP_DEPLOYMENTS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-events-k8s-watch"}
+
+Doc = dict[str, Any]
+
+
+def env_name(field: str) -> str:
+    return f"AIWORKER_{field.upper()}"
+
+
+@pytest.fixture(scope="module", params=[p.name for p in OVERLAYS])
+def rendered(request: pytest.FixtureRequest) -> list[Doc]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        assert not os.environ.get("CI"), "kubectl is missing in CI: `make test` installs kubernetes-client as root"
+        pytest.skip("kubectl is missing: `sudo apt-get install -y kubernetes-client` (make test does it as root)")
+    path = ROOT / "deploy/k8s/overlays" / request.param
+    done = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def config_map(docs: list[Doc]) -> dict[str, str]:
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("aiworker-events-config")]
+    assert len(maps) == 1, f"expected one aiworker-events-config ConfigMap, found {len(maps)}"
+    return {k: str(v) for k, v in (maps[0].get("data") or {}).items()}
+
+
+def pod_spec(workload: Doc) -> Doc:
+    spec: Doc = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def provided_env(docs: list[Doc], container: Doc) -> dict[str, str]:
+    """Every environment name the container gets, with its value ('<secret:name/key>' for secret references)."""
+    maps = of_kind(docs, "ConfigMap")
+    secrets = of_kind(docs, "Secret")
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            name = source["configMapRef"]["name"]
+            assert name in maps, f"container {container['name']} loads ConfigMap {name}, which the overlay lacks"
+            env.update({k: str(v) for k, v in (maps[name].get("data") or {}).items()})
+        if "secretRef" in source:
+            name = source["secretRef"]["name"]
+            env.update({k: f"<secret:{name}/{k}>" for k in (secrets.get(name, {}).get("data") or {})})
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        elif "secretKeyRef" in item.get("valueFrom", {}):
+            ref = item["valueFrom"]["secretKeyRef"]
+            assert not ref.get("optional"), f"{item['name']} must not be optional"
+            if ref["name"] in secrets:  # rendered by the overlay (dev): the key must exist
+                assert ref["key"] in secrets[ref["name"]]["data"], f"Secret {ref['name']} has no key {ref['key']}"
+            env[item["name"]] = f"<secret:{ref['name']}/{ref['key']}>"
+    return env
+
+
+def test_every_setting_is_provided_to_every_process(rendered: list[Doc]) -> None:
+    deployments = of_kind(rendered, "Deployment")
+    assert set(deployments) == APP_DEPLOYMENTS
+    wanted = {env_name(f) for f in Settings.model_fields}
+    for name, deployment in deployments.items():
+        for container in pod_spec(deployment)["containers"]:
+            missing = wanted - set(provided_env(rendered, container))
+            assert not missing, f"{name}/{container['name']} lacks {sorted(missing)}"
+
+
+def test_secrets_come_from_secrets_and_the_config_is_valid(rendered: list[Doc]) -> None:
+    data = config_map(rendered)
+    assert not {env_name(f) for f in SECRET_SETTINGS} & set(data), "a secret setting is in the ConfigMap"
+    assert all(key.startswith("AIWORKER_") for key in data), "the ConfigMap holds only AIWORKER_* settings"
+    web = pod_spec(of_kind(rendered, "Deployment")["aiworker-events-web"])["containers"][0]
+    env = provided_env(rendered, web)
+    for field in SECRET_SETTINGS:
+        assert env[env_name(field)].startswith("<secret:"), f"{env_name(field)} must come from a Secret"
+    values = {f: v for f, v in ((f, env[env_name(f)]) for f in Settings.model_fields) if not v.startswith("<secret:")}
+    settings = load_settings(**values)  # raises SettingsError naming a bad value
+    assert settings.create_topics is False, "Strimzi owns the topics: AIWORKER_CREATE_TOPICS must be false"
+
+
+def test_migration_job_gets_the_database(rendered: list[Doc]) -> None:
+    jobs = of_kind(rendered, "Job")
+    assert "aiworker-events-migrate" in jobs
+    container = pod_spec(jobs["aiworker-events-migrate"])["containers"][0]
+    assert container["args"] == ["migrate"]
+    assert env_name("database_url") in provided_env(rendered, container)
+
+
+def test_every_topic_the_code_uses_is_a_kafka_topic(rendered: list[Doc]) -> None:
+    prefix = config_map(rendered)["AIWORKER_TOPIC_PREFIX"]
+    declared = {d["spec"]["topicName"]: d for d in of_kind(rendered, "KafkaTopic").values()}
+    for name in topics.ALL_TOPICS:
+        assert f"{prefix}{name}" in declared, f"no KafkaTopic for {prefix}{name}"
+    for topic_name, doc in declared.items():
+        assert doc["metadata"]["labels"].get("strimzi.io/cluster"), f"{topic_name} names no Strimzi cluster"
+        config = doc["spec"]["config"]
+        assert config.get("cleanup.policy") in {"delete", "compact", "compact,delete"}
+        assert int(config["min.insync.replicas"]) <= doc["spec"]["replicas"]
+    for name in worker_topics():
+        policy = declared[f"{prefix}{name}"]["spec"]["config"]["cleanup.policy"]
+        assert "compact" not in policy, f"{name} is a fold input: compaction would lose events the rows are built from"
+
+
+def worker_topics() -> tuple[str, ...]:
+    """The topics the fold workers consume: the inputs and the fold's internal topics."""
+    return tuple(topics.INPUT_TOPICS) + tuple(getattr(topics, "INTERNAL_TOPICS", ()))
+
+
+def test_worker_replicas_fit_the_partitions(rendered: list[Doc]) -> None:
+    data = config_map(rendered)
+    declared = {d["spec"]["topicName"]: d["spec"] for d in of_kind(rendered, "KafkaTopic").values()}
+    partitions = min(declared[data["AIWORKER_TOPIC_PREFIX"] + name]["partitions"] for name in worker_topics())
+    worker = of_kind(rendered, "Deployment")["aiworker-events-worker"]
+    assert worker["spec"]["replicas"] <= partitions, "a worker beyond the partition count gets nothing to do"
+    assert int(data["AIWORKER_TOPIC_PARTITIONS"]) == partitions
+    grace = pod_spec(worker).get("terminationGracePeriodSeconds", 30)
+    assert grace >= 3 * float(data["AIWORKER_KAFKA_SESSION_TIMEOUT"]), "workers need time to commit and leave the group"
+    assert of_kind(rendered, "Deployment")["aiworker-events-k8s-watch"]["spec"]["replicas"] == 1
+
+
+def routes() -> set[str]:
+    from webhooks.server import init
+
+    app = init(load_settings(), "127.0.0.1:9092")
+    return {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+
+
+def test_probes_ingress_and_metrics_point_at_real_routes(rendered: list[Doc]) -> None:
+    known = routes()
+    web = of_kind(rendered, "Deployment")["aiworker-events-web"]
+    container = pod_spec(web)["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    port = int(config_map(rendered)["AIWORKER_HTTP_PORT"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in known, f"{probe} {get['path']} is not a route of webhooks/server.py"
+        assert ports[get["port"]] == port
+    for ingress in of_kind(rendered, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["path"] in known | {"/webhooks/gitea"}, f"Ingress path {path['path']} is no route"
+    monitors = of_kind(rendered, "ServiceMonitor")
+    assert monitors, "no ServiceMonitor"
+    if "/metrics" not in known:
+        pytest.skip("GET /metrics is not routed yet (ingest lands it); the ServiceMonitor expects it")
+    for monitor in monitors.values():
+        assert {e["path"] for e in monitor["spec"]["endpoints"]} <= known
+
+
+def test_containers_run_real_commands_as_non_root(rendered: list[Doc]) -> None:
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    workloads = [*of_kind(rendered, "Deployment").values(), *of_kind(rendered, "Job").values()]
+    images = set()
+    for workload in workloads:
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for container in spec["containers"]:
+            assert container["args"][0] in commands, f"{container['args'][0]} is no aiworker-events command"
+            assert container["resources"]["requests"], f"{container['name']} has no resource requests"
+            images.add(container["image"])
+    assert len(images) == 1, f"every process runs the same image, found {images}"

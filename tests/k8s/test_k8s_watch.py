@@ -1,0 +1,155 @@
+"""k8s-watch against a local aiohttp server that speaks the Kubernetes list/watch protocol.
+
+No cluster here: the fake API server answers list requests with a resourceVersion, streams watch
+events as JSON lines (`?watch=true&resourceVersion=…`), sends BOOKMARKs, a `410 Gone` ERROR event, and
+a 500 once, from recorded-shape Pod and Deployment objects (tests/k8s/objects.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from app.events import Event
+from app.k8s_watch import Watcher, api_client
+from app.settings import load_settings
+from tests.k8s.objects import deployment, pod
+
+POD1, POD2, POD3 = (f"0a1b2c3d-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
+
+
+class FakeApi:
+    """Scripted answers per collection path: lists (rv, items) and watches (events, or an HTTP status)."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, list[tuple[str, list[Any]]]] = {}
+        self.watches: dict[str, list[list[Any] | int]] = {}
+        self.requests: dict[str, list[str]] = {}
+        self.selectors: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path, query = request.path, request.query
+        self.selectors.append(query.get("labelSelector", ""))
+        if query.get("watch") not in ("true", "1", "True"):
+            self.requests.setdefault(path, []).append("list")
+            rv, items = self.lists[path].pop(0)
+            return web.json_response({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+        self.requests.setdefault(path, []).append(query.get("resourceVersion", ""))
+        script = self.watches.get(path) or []
+        step = script.pop(0) if script else None
+        if isinstance(step, int):
+            return web.json_response({"kind": "Status", "code": step, "message": "injected failure"}, status=step)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for event in step or []:
+            await response.write(json.dumps(event).encode() + b"\n")
+            await asyncio.sleep(0.01)
+        if step is None:  # script done: hold the watch open, as the API server does
+            await asyncio.sleep(3600)
+        return response
+
+
+def gone(rv: str) -> dict[str, Any]:
+    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410,
+              "message": f"too old resource version: {rv} (900)"}  # fmt: skip
+    return {"type": "ERROR", "object": status}
+
+
+@pytest.fixture
+async def fake() -> Any:
+    api = FakeApi()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", api.handle)
+    server = TestServer(app)
+    await server.start_server()
+    yield api, str(server.make_url("/")).rstrip("/")
+    await server.close()
+
+
+async def run_until(watcher: Watcher, sent: list[Event], count: int) -> None:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stopping))
+    try:
+        for _ in range(300):
+            if len(sent) >= count or task.done():
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # anything extra would show up now
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_list_watch_resume_relist_on_410_and_reconnect(fake: Any) -> None:
+    api, url = fake
+    pods = "/api/v1/namespaces/aiworker-agents/pods"
+    deps = "/apis/apps/v1/namespaces/shop-staging/deployments"
+    api.lists[pods] = [
+        ("100", [pod(uid=POD1, rv="100"), pod(uid=POD3, name="agent-old", rv="90")]),
+        ("300", [pod(uid=POD1, rv="290", restarts=1), pod(uid=POD2, name="agent-new", rv="295")]),
+    ]
+    api.watches[pods] = [
+        [{"type": "MODIFIED", "object": pod(uid=POD1, rv="101")},  # status churn: nothing new
+         {"type": "MODIFIED", "object": pod(uid=POD1, rv="102", restarts=1)},  # a restart
+         {"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": "150"}}}],
+        [gone("150")],  # history compacted while we were away: relist (POD3 vanished in the gap)
+        500,  # the API server hiccups: back off and reconnect from the same resourceVersion
+        [{"type": "DELETED", "object": pod(uid=POD1, rv="310", restarts=1, deleting=True)}],
+    ]  # fmt: skip
+    api.lists[deps] = [("500", [deployment(rv="500", state="progressing")])]
+    api.watches[deps] = [
+        [{"type": "MODIFIED", "object": deployment(rv="501", state="progressing")},
+         {"type": "MODIFIED", "object": deployment(rv="502", state="complete")},
+         {"type": "MODIFIED", "object": deployment(rv="503", state="complete")}],
+    ]  # fmt: skip
+
+    settings = load_settings(k8s_api_url=url, k8s_deployment_namespaces="shop-staging", k8s_backoff_max=0.2)
+    sent: list[Event] = []
+
+    async def emit(event: Event) -> None:
+        sent.append(event)
+
+    async with await api_client(settings) as client:
+        watcher = Watcher(settings, client, emit)
+        await run_until(watcher, sent, count=7)
+
+    agent = [(e.type, e.pod_name if e.type == "agent.registered" else e.agent_id) for e in sent if e.type.startswith("agent")]  # type: ignore[attr-defined]
+    assert agent == [
+        ("agent.registered", "agent-7f9c4-xk2pq"),
+        ("agent.registered", "agent-old"),
+        ("agent.registered", "agent-7f9c4-xk2pq"),  # the restart
+        ("agent.stopped", "agent-1"),  # agent-old, gone during the 410 gap
+        ("agent.registered", "agent-new"),
+        ("agent.stopped", "agent-1"),  # POD1 deleted
+    ]
+    assert [e.type for e in sent if e.type.startswith("deployment")] == ["deployment.started", "deployment.succeeded"]
+    assert len({e.id for e in sent}) == len(sent), "one observed change, one event"
+    assert api.requests[pods] == ["list", "100", "150", "list", "300", "300", "310"]  # each watch resumes from the last rv
+    assert api.requests[deps][:2] == ["list", "500"]
+    assert "app.kubernetes.io/component=aiworker-agent" in api.selectors
+    assert "aiworker.dev/project-id" in api.selectors
+
+
+async def test_a_new_watcher_sends_the_same_ids_again(fake: Any) -> None:
+    """A restarted watcher repeats what it saw with the same ids: the fold drops them (processed_events)."""
+    api, url = fake
+    pods = "/api/v1/namespaces/aiworker-agents/pods"
+    settings = load_settings(k8s_api_url=url, k8s_deployment_namespaces="shop-staging")
+    runs: list[list[str]] = []
+    for _ in range(2):
+        api.lists[pods] = [("100", [pod(uid=POD1, rv="100")])]
+        api.lists["/apis/apps/v1/namespaces/shop-staging/deployments"] = [("1", [])]
+        sent: list[Event] = []
+
+        async def emit(event: Event, into: list[Event] = sent) -> None:
+            into.append(event)
+
+        async with await api_client(settings) as client:
+            await run_until(Watcher(settings, client, emit), sent, count=1)
+        runs.append([e.id for e in sent])
+    assert runs[0] == runs[1] and len(runs[0]) == 1
