@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker": "one fold worker (Faust): input topics into MySQL rows and transitions",
         "migrate": "apply migrations/ in order (safe to run twice and concurrently)",
         "topics": "create the service's missing topics",
+        "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
         "k8s-watch": "watch agent pods and app Deployments; emit agent/deployment events onto the input topics",
     }
     for name, text in helps.items():
@@ -90,6 +91,10 @@ def run(command: str, settings: Settings) -> int:
         from app.k8s_watch import run_k8s_watch
 
         return run_k8s_watch(settings, require_bootstrap(settings))
+    if command == "schemas":
+        from app.schemas import run_schemas
+
+        return run_schemas()
     if command == "dev":
         from app.dev import run_dev
 
