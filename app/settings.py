@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
     spool_dir: Path = Field(Path("var/spool"), description="local spool of events accepted while the broker is down")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="spool bound, bytes; 0 disables the spool")
+    kafka_send_timeout: float = Field(
+        1.5, gt=0, le=60, description="how long a request waits for the broker before spooling, s (Gitea waits 5 s)"
+    )
+    gitea_secret_rotation_seconds: int = Field(
+        86400, ge=0, description="after a project's webhook secret is rotated, the previous one is accepted this long, s"
+    )
+    gitea_secret_cache_seconds: float = Field(30.0, ge=0, le=3600, description="how long project webhook secrets are cached, s")
     worker_id: str = Field("aiworker-events", description="Faust app id (consumer group) of the fold workers")
     worker_batch_size: int = Field(500, ge=1, le=100_000, description="records folded per database transaction")
     worker_batch_seconds: float = Field(0.05, gt=0, le=60, description="longest wait to fill a fold batch, s")

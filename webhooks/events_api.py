@@ -12,9 +12,11 @@ from app import topics
 from app.events import AGENT_TYPES, Event, parse_event
 from app.settings import Settings
 from webhooks.auth import bearer, identify
+from webhooks.durable import UnavailableError
+from webhooks.log_batches import dumps, pack
 from webhooks.problems import problem
-from webhooks.publisher import OutRecord, PublishError
-from webhooks.state import PUBLISHER, SETTINGS
+from webhooks.publisher import OutRecord
+from webhooks.state import METRICS, SETTINGS, SINK
 
 JSON_TYPES = {"application/json", "text/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"}
@@ -38,11 +40,15 @@ def decode_body(content_type: str, body: bytes) -> list[Any]:
                     items.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise BodyError(f"line {number} is not JSON: {exc.msg} (column {exc.colno})") from exc
+                except (ValueError, RecursionError) as exc:
+                    raise BodyError(f"line {number} is not acceptable JSON: {exc}") from exc
         return items
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BodyError(f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BodyError(f"body is not acceptable JSON: {exc}") from exc
     return data if isinstance(data, list) else [data]
 
 
@@ -65,8 +71,11 @@ def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
 
 def route(settings: Settings, event: Event, raw: dict[str, Any]) -> OutRecord:
     topic = topics.AGENT_EVENTS if event.type in AGENT_TYPES else topics.CONTROL_EVENTS
-    value = json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode()
-    return OutRecord(settings.topic(topic), event.routing_key().encode(), value)
+    return OutRecord(settings.topic(topic), event.routing_key().encode(), dumps(raw))
+
+
+def batch_record(settings: Settings, batch: dict[str, Any]) -> OutRecord:
+    return OutRecord(settings.topic(topics.AGENT_EVENTS), str(batch["agent_id"]).encode(), dumps(batch))
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -101,9 +110,15 @@ async def post_events(request: web.Request) -> web.Response:
                 f"the token of agent {caller.agent_id} may send only its own agent events; items {foreign} are not",
                 errors=[{"index": i, "field": "agent_id", "reason": "not this token's agent"} for i in foreign],
             )
-    records = [route(settings, event, item) for event, item in zip(events, items, strict=True)]
+    records = [
+        route(settings, event, item) if event is not None else batch_record(settings, item) for event, item in pack(events, items)
+    ]
     try:
-        await request.app[PUBLISHER].publish(records)
-    except PublishError as exc:
-        return problem(503, f"{exc}; nothing was accepted, send again later", headers={"Retry-After": "5"})
-    return web.json_response({"accepted": len(records), "ids": [e.id for e in events]}, status=202)
+        via = await request.app[SINK].accept(records)
+    except UnavailableError as exc:
+        return problem(503, f"{exc}; nothing was accepted, send again later", headers={"Retry-After": str(exc.retry_after)})
+    metrics = request.app[METRICS]
+    for event in events:
+        metrics.accepted.labels(event.source, event.type).inc()
+    return web.json_response({"accepted": len(events), "records": len(records), "durable": via,
+                              "ids": [e.id for e in events]}, status=202)  # fmt: skip

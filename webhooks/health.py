@@ -1,4 +1,4 @@
-"""GET /healthz (the process answers) and GET /readyz (broker and database reachable)."""
+"""GET /healthz (the process answers), GET /readyz (it can make events durable), GET /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,52 @@ from typing import Any
 
 from aiohttp import web
 from asyncmy.errors import MySQLError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from webhooks.state import DB_POOL, PUBLISHER
+from webhooks.state import DB_POOL, METRICS, PUBLISHER, SINK
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _database_ok(pool: Any) -> str | None:
+async def _database_problem(pool: Any) -> str | None:
     try:
         async with asyncio.timeout(2.0), pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute("SELECT 1")
             await cur.fetchone()
+            await conn.rollback()
     except (MySQLError, OSError, TimeoutError) as exc:
         return f"database unreachable: {exc!r}"
     return None
 
 
-async def _broker_ok(publisher: Any) -> str | None:
-    producer = publisher.producer
-    if producer is None:
-        return "producer not started"
-    try:
-        async with asyncio.timeout(2.0):
-            await producer.client.fetch_all_metadata()
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready; it is reported, not swallowed
-        return f"broker unreachable: {exc!r}"
-    return None
-
-
 async def readyz(request: web.Request) -> web.Response:
-    problems = [p for p in (await _broker_ok(request.app[PUBLISHER]), await _database_ok(request.app[DB_POOL])) if p]
-    if problems:
-        return web.json_response({"status": "unready", "problems": problems}, status=503)
-    return web.json_response({"status": "ready"})
+    """503 only while neither the broker nor the spool can take events; the database is reported, not required.
+
+    The database only serves the Gitea path's project secrets, which are cached; a database outage is the same
+    for every web process, so taking this one out of the load balancer would not help anyone.
+    """
+    publisher, sink = request.app[PUBLISHER], request.app[SINK]
+    broker = await publisher.probe(timeout=1.0)
+    spool = sink.spool
+    checks: dict[str, str] = {
+        "broker": "ok" if broker else f"unreachable: {publisher.last_error_text or 'producer not started'}",
+        "spool": (
+            f"ok ({spool.records} records, {spool.disk_bytes} of {spool.max_bytes} bytes)" if sink.spool_usable
+            else sink.spool_error or ("disabled (AIWORKER_SPOOL_MAX_BYTES=0)" if not spool.enabled else
+                                      f"full ({spool.disk_bytes} of {spool.max_bytes} bytes)")
+        ),
+        "database": await _database_problem(request.app[DB_POOL]) or "ok",
+    }  # fmt: skip
+    if checks["database"] != "ok":
+        checks["database"] += "; Gitea deliveries of repositories whose secret is not cached get 503"
+    if not broker and not sink.spool_usable:
+        reason = "the broker does not answer and the local spool cannot take events, so nothing can be made durable"
+        return web.json_response({"status": "unready", "reason": reason, "checks": checks}, status=503)
+    return web.json_response({"status": "ready", "checks": checks})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -14,7 +14,7 @@ from webhooks import WebhooksError
 
 
 class PublishError(WebhooksError):
-    """The records could not be made durable; nothing may be answered 2xx."""
+    """The records could not be made durable on the broker; nothing may be answered 2xx for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,40 +25,88 @@ class OutRecord:
 
 
 class KafkaPublisher:
-    """An aiokafka producer with the durability settings the contract asks for."""
+    """An aiokafka producer with the durability settings the contract asks for.
 
-    def __init__(self, settings: Settings, bootstrap: str, *, send_timeout: float = 4.0) -> None:
+    `last_ok` / `last_error` (monotonic seconds) tell /readyz how the broker answered lately.
+    """
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
-        self.send_timeout = send_timeout
         self.producer: AIOKafkaProducer | None = None
         self.last_ok = 0.0
+        self.last_error = 0.0
+        self.last_error_text = ""
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(
+        """Start the producer; a broker that is down at start-up is not fatal (requests spool, the drain retries)."""
+        await self.ensure_started()
+
+    async def ensure_started(self) -> bool:
+        """Create and start the producer unless it runs; False when the broker cannot be reached now."""
+        if self.producer is not None:
+            return True
+        wait = max(5.0, self.settings.kafka_send_timeout * 2)
+        producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=self.settings.kafka_idempotence,
             linger_ms=self.settings.kafka_linger_ms,
             compression_type=None if self.settings.kafka_compression == "none" else self.settings.kafka_compression,
             max_request_size=max(self.settings.max_body_bytes + 64 * 1024, 1024 * 1024),
-            request_timeout_ms=int(self.send_timeout * 1000),
+            max_batch_size=256 * 1024,
+            # Batches that cannot be delivered expire after this; a request gives up much earlier (spooling), so
+            # keeping it short limits the duplicates a late delivery of an abandoned batch can cause.
+            request_timeout_ms=int(wait * 1000),
+            retry_backoff_ms=100,
         )
-        await self.producer.start()
+        try:
+            async with asyncio.timeout(wait):
+                await producer.start()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._failed(exc)
+            await producer.stop()
+            return False
+        self.producer = producer
+        return True
 
     async def stop(self) -> None:
+        """Flush what is buffered (waiting for acknowledgements) and close the producer."""
         if self.producer is not None:
-            await self.producer.stop()
-            self.producer = None
+            producer, self.producer = self.producer, None
+            try:
+                async with asyncio.timeout(10.0):
+                    await producer.flush()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self._failed(exc)
+            await producer.stop()
 
-    async def publish(self, records: list[OutRecord]) -> None:
-        """Send all records and wait for every acknowledgement, or raise PublishError."""
+    def _failed(self, exc: BaseException) -> None:
+        self.last_error = time.monotonic()
+        self.last_error_text = repr(exc)
+
+    async def publish(self, records: list[OutRecord], *, timeout: float) -> None:
+        """Send all records and wait for every acknowledgement within `timeout` seconds, or raise PublishError."""
         if self.producer is None:
             raise PublishError("the producer is not started")
+        producer = self.producer
         try:
-            async with asyncio.timeout(self.send_timeout):
-                futures = [await self.producer.send(r.topic, value=r.value, key=r.key) for r in records]
+            async with asyncio.timeout(timeout):
+                futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in records]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError, OSError) as exc:
-            raise PublishError(f"the broker did not acknowledge the events: {exc!r}") from exc
+            self._failed(exc)
+            raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s: {exc!r}") from exc
         self.last_ok = time.monotonic()
+
+    async def probe(self, *, timeout: float) -> bool:
+        """Whether the broker answers a metadata request within `timeout` seconds."""
+        if self.producer is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self.producer.client.fetch_all_metadata()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._failed(exc)
+            return False
+        return True

@@ -1,0 +1,173 @@
+"""POST /webhooks/gitea against the real broker and database: every sample, JSON and form, signatures of
+every kind, per-project secrets with rotation, and the refusals (nothing refused reaches the topic)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app.envelope import GiteaEnvelope
+from app.settings import Settings
+from tests.gitea_samples import Sample, form_body, load_sample, load_samples, sign
+from tests.webhooks.ingest_helpers import insert_project, read_raw, unique_repo_id, web_client
+
+SAMPLES = load_samples()
+
+
+def other_repo(sample: Sample, repo_id: int) -> Sample:
+    """The sample, for another repository (its own id and name), so that a project row can be made for it."""
+    payload = sample.payload
+    payload["repository"] = {**payload["repository"], "id": repo_id, "name": f"r{repo_id}", "full_name": f"org/r{repo_id}"}
+    payload["repository"]["owner"] = {**payload["repository"]["owner"], "login": "org", "username": "org"}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return Sample(sample.name, sample.event_type, sample.headers, raw)
+
+
+async def test_every_sample_as_json_and_as_form_lands_unchanged(settings: Settings) -> None:
+    sent: dict[str, Sample] = {}
+    async with web_client(settings) as client:
+        for index, sample in enumerate(SAMPLES):
+            for form in (False, True):
+                delivery = f"{index:04d}-{int(form)}-{sample.headers['X-Gitea-Delivery']}"[:60]
+                headers = {**sample.signed_headers(settings.gitea_secret), "X-Gitea-Delivery": delivery}
+                if form:
+                    headers["Content-Type"] = "application/x-www-form-urlencoded"
+                body = form_body(sample.payload_bytes) if form else sample.payload_bytes
+                response = await client.post("/webhooks/gitea", data=body, headers=headers)
+                assert response.status == 202, (sample.name, form, await response.text())
+                assert (await response.json())["durable"] == "broker"
+                sent[delivery] = sample
+    records = await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), expect=len(sent))
+    assert len(records) == len(sent) == 2 * len(SAMPLES)
+    for record in records:
+        envelope = GiteaEnvelope.decode(record.value)
+        sample = sent[envelope.delivery_id]
+        assert envelope.payload_bytes() == sample.payload_bytes  # byte for byte as signed
+        assert envelope.event_type == sample.event_type
+        assert envelope.event_group == sample.headers["X-Gitea-Event"]
+        repository = (sample.payload.get("repository") or {}).get("full_name", "")
+        assert envelope.repository == repository
+        assert record.key == repository.encode()
+        assert abs((datetime.now(UTC) - envelope.received_at).total_seconds()) < 120
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        {"X-Hub-Signature-256": "use"},  # only the GitHub-style header
+        {"X-Gitea-Signature": "use"},  # only Gitea's
+        {"x-gitea-signature": "use"},  # any casing
+    ],
+)
+async def test_either_signature_header_is_enough(settings: Settings, signature: dict[str, str]) -> None:
+    sample = load_sample("push__main")
+    digest = sign(sample.payload_bytes, settings.gitea_secret)["X-Gitea-Signature"]
+    name = next(iter(signature))
+    value = f"sha256={digest}" if name == "X-Hub-Signature-256" else digest
+    async with web_client(settings) as client:
+        response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers={**sample.headers, name: value})
+        assert response.status == 202, await response.text()
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "missing", "empty digests", "malformed", "tampered payload"])
+async def test_bad_signatures_are_401_and_publish_nothing(settings: Settings, case: str) -> None:
+    sample = load_sample("issues__opened_aiworker")
+    headers = sample.signed_headers(settings.gitea_secret)
+    body = sample.payload_bytes
+    if case == "wrong secret":
+        headers = sample.signed_headers("not-the-secret")
+    elif case == "missing":
+        headers = dict(sample.headers)
+    elif case == "empty digests":
+        headers = sample.signed_headers("")
+    elif case == "malformed":
+        headers = {**sample.headers, "X-Gitea-Signature": "xyz"}
+    else:
+        body = body[:-1] + b" }"  # re-serialized: same JSON, other bytes
+    async with web_client(settings) as client:
+        response = await client.post("/webhooks/gitea", data=body, headers=headers)
+        assert response.status == 401
+        assert response.content_type == "application/problem+json"
+        problem = await response.json()
+        assert problem["status"] == 401 and len(problem["detail"]) > 30
+    assert await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), timeout=0.5) == []
+
+
+async def test_project_secret_wins_and_rotation_accepts_the_previous_one_for_a_while(settings: Settings, pool: Any) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    by_id = other_repo(load_sample("push__main"), unique_repo_id())
+    by_name = other_repo(load_sample("pull_request__opened"), unique_repo_id())
+    expired = other_repo(load_sample("status__success"), unique_repo_id())
+    await insert_project(pool, repo_id=by_id.payload["repository"]["id"], owner="org", name="x", secret="new-1",
+                         previous="old-1", rotated_at=now - timedelta(hours=1))  # fmt: skip
+    # found by owner/name: the row has no repository id
+    await insert_project(pool, repo_id=None, owner="org", name=by_name.payload["repository"]["name"], secret="new-2",
+                         previous="old-2", rotated_at=now - timedelta(minutes=5))  # fmt: skip
+    await insert_project(pool, repo_id=expired.payload["repository"]["id"], owner="org", name="y", secret="new-3",
+                         previous="old-3", rotated_at=now - timedelta(days=3))  # fmt: skip
+    cases = [
+        (by_id, "new-1", 202), (by_id, "old-1", 202), (by_id, settings.gitea_secret, 401),
+        (by_name, "new-2", 202), (by_name, "old-2", 202), (by_name, "wrong", 401),
+        (expired, "new-3", 202), (expired, "old-3", 401),
+    ]  # fmt: skip
+    accepted = 0
+    async with web_client(settings) as client:
+        for sample, secret, status in cases:
+            response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers=sample.signed_headers(secret))
+            assert response.status == status, (sample.name, secret, await response.text())
+            accepted += status == 202
+        response = await client.post("/webhooks/gitea", data=by_id.payload_bytes, headers=by_id.headers)
+        assert response.status == 401 and "unsigned" in (await response.json())["detail"]
+    records = await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), expect=accepted)
+    assert len(records) == accepted
+
+
+async def test_no_secret_anywhere_refuses_everything_and_says_why(settings: Settings) -> None:
+    sample = load_sample("push__main")
+    bare = settings.model_copy(update={"gitea_secret": ""})
+    async with web_client(bare) as client:
+        for headers in (sample.headers, sample.signed_headers("anything")):
+            response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers=headers)
+            assert response.status == 401
+            assert "AIWORKER_GITEA_SECRET" in (await response.json())["detail"]
+    insecure = bare.model_copy(update={"gitea_insecure": True})
+    async with web_client(insecure) as client:
+        response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers=sample.headers)
+        assert response.status == 202, await response.text()
+    assert len(await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), expect=1)) == 1
+
+
+async def test_refusals_have_the_right_status_and_publish_nothing(settings: Settings) -> None:
+    sample = load_sample("push__main")
+    signed = sample.signed_headers(settings.gitea_secret)
+    limit = settings.max_body_bytes
+
+    async def chunks() -> Any:
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    form = {**signed, "Content-Type": "application/x-www-form-urlencoded"}
+    gitea = "/webhooks/gitea"
+    async with web_client(settings) as client:
+        cases: list[tuple[int, Any]] = [
+            (415, client.post("/webhooks/gitea", data=sample.payload_bytes, headers={**signed, "Content-Type": "text/plain"})),
+            (400, client.post(gitea, data=b"{not json", headers={**signed, **sign(b"{not json", settings.gitea_secret)})),
+            (400, client.post(gitea, data=b"payload=%7Bbad", headers=form)),
+            (400, client.post(gitea, data=b"other=1", headers=form)),
+            (400, client.post(gitea, data=b"[1,2]", headers={**sample.headers, **sign(b"[1,2]", settings.gitea_secret)})),
+            (400, client.post("/webhooks/gitea", data=sample.payload_bytes,
+                              headers={k: v for k, v in signed.items() if "Event" not in k})),
+            (413, client.post("/webhooks/gitea", data=b"x" * (limit + 1), headers=signed)),
+            (413, client.post("/webhooks/gitea", data=chunks(), headers=signed)),  # chunked, no Content-Length
+            (405, client.get("/webhooks/gitea", params={"payload": sample.payload_bytes.decode()}, headers=signed)),
+            (404, client.post("/nowhere", data=b"{}")),
+        ]  # fmt: skip
+        for status, request in cases:
+            response = await request
+            assert response.status == status, (status, await response.text())
+            assert response.content_type == "application/problem+json"
+            assert (await response.json())["detail"]
+    assert await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), timeout=0.5) == []

@@ -1,0 +1,57 @@
+"""GET /metrics: Prometheus text from a registry of the application (never the process-global default one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# The exact Gitea event types of GITEA.md; any other type is counted as "other" (the label set stays bounded).
+GITEA_TYPES = frozenset(
+    {"create", "delete", "fork", "push", "wiki", "repository", "release", "package", "status", "workflow_run",
+     "workflow_job", "issues", "issue_assign", "issue_label", "issue_milestone", "issue_comment",
+     "pull_request_comment", "pull_request", "pull_request_assign", "pull_request_label", "pull_request_milestone",
+     "pull_request_sync", "pull_request_review_request", "pull_request_review_approved",
+     "pull_request_review_rejected", "pull_request_review_comment"}
+)  # fmt: skip
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class _SpoolCollector(Collector):
+    def __init__(self, depth: Callable[[], tuple[int, int]]) -> None:
+        self.depth = depth
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        records, size = self.depth()
+        yield GaugeMetricFamily("aiworker_spool_records", "records in the local spool waiting for the broker", value=records)
+        yield GaugeMetricFamily("aiworker_spool_bytes", "bytes of the local spool on disk", value=size)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "aiworker_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.accepted = Counter(
+            "aiworker_events_accepted", "events accepted (made durable) by source and type", ["source", "type"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.spooled = Counter("aiworker_spool_appended_records", "records written to the spool", registry=self.registry)
+        self.drained = Counter(
+            "aiworker_spool_drained_records", "spooled records the broker acknowledged", registry=self.registry
+        )
+        self.produce_seconds = Histogram(
+            "aiworker_produce_seconds", "time until the broker acknowledged a request's records (outcome ok, error, drain)",
+            ["outcome"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+
+    def watch_spool(self, depth: Callable[[], tuple[int, int]]) -> None:
+        """Report spool depth (records, bytes) at every scrape."""
+        self.registry.register(_SpoolCollector(depth))
+
+    def gitea_accepted(self, event_type: str) -> None:
+        self.accepted.labels("gitea", event_type if event_type in GITEA_TYPES else "other").inc()
