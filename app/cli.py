@@ -38,9 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         "topics": "create the service's missing topics",
         "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
         "k8s-watch": "watch agent pods and app Deployments; emit agent/deployment events onto the input topics",
+        "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
     }
     for name, text in helps.items():
         add_setting_flags(commands.add_parser(name, help=text, description=text))
+    from app.replay import add_replay_arguments
+
+    add_replay_arguments(commands.choices["replay"])
     return parser
 
 
@@ -58,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
     try:
-        return run(args.command, settings)
+        return run(args.command, settings, args)
     except AiworkerError as exc:
         print(f"aiworker-events {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -66,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def run(command: str, settings: Settings) -> int:
+def run(command: str, settings: Settings, args: argparse.Namespace | None = None) -> int:
+    if command == "replay":
+        from app.replay import run_replay
+
+        return run_replay(settings, require_bootstrap(settings), args or build_parser().parse_args(["replay"]))
     if command == "migrate":
         from db.migrate import migrate
 

@@ -102,3 +102,98 @@ async def fetch_all(pool: Any, sql: str, params: list[Any] | None = None) -> lis
             rows = list(await cur.fetchall())
         await conn.commit()
     return rows
+
+
+# ---- additive: helpers of the replay, fuzz and fault suites ----
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes]], *, partition: int | None = None) -> None:
+    """Produce (topic, key, value) records with acks=all, as a direct producer would."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key, partition=partition) for topic, key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topics: list[str], *, timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of these topics, from a fetch's high watermark.
+
+    Not ListOffsets alone: Tansu answers it with the last batch's base offset + 1, which falls short
+    of the end after a batch of several records.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or set())]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        listed = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(listed[tp] - 1, 0))
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=200, max_records=1)
+        return {(tp.topic, tp.partition): max(int(listed[tp]), int(consumer.highwater(tp) or 0)) for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def fold_caught_up(settings: Settings, pool: Any, *, timeout: float = 60.0) -> None:
+    """Wait until the fold's stored positions reach the end of every input partition that holds records."""
+    from app import topics
+
+    names = [settings.topic(t) for t in topics.INPUT_TOPICS]
+
+    async def caught_up() -> bool:
+        ends = {tp: end for tp, end in (await end_offsets(settings.kafka_bootstrap, names)).items() if end > 0}
+        rows = await fetch_all(
+            pool, "SELECT topic, `partition`, next_offset FROM fold_positions WHERE consumer = %s", [settings.worker_id]
+        )
+        stored = {(r["topic"], int(r["partition"])): int(r["next_offset"]) for r in rows}
+        return all(stored.get(tp, 0) >= end for tp, end in ends.items())
+
+    await eventually(caught_up, timeout=timeout, what="the fold to reach the end of its input topics")
+
+
+async def read_records(bootstrap: str, topic: str, *, timeout: float = 2.0) -> list[Any]:
+    """Every record of a topic from the beginning (aiokafka ConsumerRecords, raw bytes), without a group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        consumer.assign(tps)
+        ends = await end_offsets(bootstrap, [topic])
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and [tp for tp in tps if await consumer.position(tp) < ends[(topic, tp.partition)]]:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def run_cli(settings: Settings, *args: str, timeout: float = 120.0) -> tuple[int, str]:
+    """`python -m app <args>` with the test's settings; (exit code, stdout and stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *args, env=settings_env(settings),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        output, _ = await process.communicate()
+        text = output.decode(errors="replace")
+        raise AssertionError(f"`{' '.join(args)}` did not finish within {timeout:.0f}s:\n{text}") from None
+    return int(process.returncode or 0), output.decode(errors="replace")

@@ -1,0 +1,286 @@
+"""`aiworker-events replay`: re-drive dead-lettered records after a fix.
+
+Reads <prefix>dlq up to its end at start-up, keeps the records that match the filters, and produces
+each original value with its original key onto its source topic (acks=all). Progress is committed
+to a consumer group of the tool after every re-produced batch, so an interrupted run resumes where
+it stopped (the default group is derived from the filters; --from-start ignores it). Re-driving a
+record twice applies it once: the fold de-duplicates by event id. --dry-run folds the candidates in
+a transaction that is rolled back and prints what each would do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app import AiworkerError, topics
+from app.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
+from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record, parse_time
+from app.settings import Settings
+from db.pool import create_pool
+
+
+class ReplayError(AiworkerError):
+    """The replay could not go on (broker or database unreachable, bad filter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    filters: Filters = field(default_factory=Filters)
+    dry_run: bool = False
+    group: str | None = None
+    from_start: bool = False
+    limit: int | None = None
+    batch_size: int = 200
+    idle_timeout: float = 30.0
+
+    def group_id(self, settings: Settings) -> str:
+        digest = hashlib.sha1(f"{settings.topic_prefix}|{self.filters.describe()}".encode()).hexdigest()[:12]
+        return self.group or f"{settings.worker_id}.replay.{digest}"
+
+
+@dataclass(slots=True)
+class ReplayCounts:
+    scanned: int = 0
+    matched: int = 0
+    replayed: int = 0
+    filtered: int = 0
+    unreadable: int = 0
+    foreign: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        verdicts = "".join(f" {name}={count}" for name, count in sorted(self.verdicts.items()))
+        return (
+            f"replay: scanned={self.scanned} matched={self.matched} replayed={self.replayed} filtered={self.filtered}"
+            f" unreadable={self.unreadable} foreign={self.foreign}{verdicts}"
+        )
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("replay")
+    group.add_argument("--reason", help="only records whose reason contains this text (case-insensitive)")
+    group.add_argument("--reason-regex", help="only records whose reason matches this regular expression")
+    group.add_argument("--type", dest="types", action="append", default=[], help="event type or glob (repeatable)")
+    group.add_argument("--entity", dest="entities", action="append", default=[], help="entity id (key or *_id field)")
+    group.add_argument("--source-topic", dest="source_topics", action="append", default=[], help="e.g. agent.events")
+    group.add_argument("--since", help="dead-lettered at or after this time (ISO 8601, UTC when no zone)")
+    group.add_argument("--until", help="dead-lettered before this time (ISO 8601, UTC when no zone)")
+    group.add_argument("--dry-run", action="store_true", help="fold the candidates in a rolled-back transaction; print outcomes")
+    group.add_argument("--group", help="consumer group that keeps the replay's progress (default: derived from filters)")
+    group.add_argument("--from-start", action="store_true", help="ignore the group's progress; read the dlq from its start")
+    group.add_argument("--limit", type=int, help="stop after this many matching records (the rest: next run)")
+    group.add_argument("--batch-size", type=int, default=200, help="records re-produced per committed batch")
+
+
+def options_from_args(args: argparse.Namespace) -> ReplayOptions:
+    try:
+        filters = Filters(
+            reason=args.reason,
+            reason_regex=re.compile(args.reason_regex) if args.reason_regex else None,
+            types=tuple(args.types),
+            entities=tuple(args.entities),
+            source_topics=tuple(args.source_topics),
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+        )
+    except (re.error, ValueError) as exc:
+        raise ReplayError(f"bad filter: {exc}") from exc
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ReplayError("--batch-size and --limit must be at least 1")
+    return ReplayOptions(filters, args.dry_run, args.group, args.from_start, args.limit, args.batch_size)
+
+
+class Replayer:
+    def __init__(self, settings: Settings, bootstrap: str, options: ReplayOptions, console: Console) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.options = options
+        self.console = console
+        self.counts = ReplayCounts()
+        self.inputs = {settings.topic(name) for name in topics.INPUT_TOPICS}
+
+    def _select(self, tp: TopicPartition, offset: int, timestamp: int, value: bytes | None) -> DlqEntry | None:
+        self.counts.scanned += 1
+        try:
+            entry = parse_dlq_record(tp.partition, offset, timestamp, value)
+        except DlqFormatError as exc:
+            self.counts.unreadable += 1
+            self.console.print(f"dlq {tp.partition}@{offset}: not a dlq record ({exc}); skipped", soft_wrap=True)
+            return None
+        if not self.options.filters.matches(entry):
+            self.counts.filtered += 1
+            return None
+        if entry.topic not in self.inputs:
+            self.counts.foreign += 1
+            self.console.print(f"dlq {tp.partition}@{offset}: source {entry.topic} is no input topic here; skipped")
+            return None
+        self.counts.matched += 1
+        return entry
+
+    async def _redrive(self, producer: AIOKafkaProducer, pool: object, entries: Sequence[DlqEntry]) -> None:
+        if not entries:
+            return
+        if self.options.dry_run:
+            for outcome in await dry_run(self.settings, pool, entries):
+                self._print_outcome(outcome)
+            return
+        async with pool.acquire() as conn:  # type: ignore[attr-defined]
+            if await refused_marker_column(conn):
+                await forget_refusals(conn, [e.event_id for e in entries if e.event_id is not None])
+            await conn.commit()
+        futures = [await producer.send(e.topic, value=e.value, key=e.key) for e in entries]
+        await asyncio.gather(*futures)
+        self.counts.replayed += len(entries)
+
+    def _print_outcome(self, outcome: DryOutcome) -> None:
+        entry = outcome.entry
+        self.counts.verdicts[outcome.verdict] = self.counts.verdicts.get(outcome.verdict, 0) + 1
+        self.console.print(
+            f"dlq {entry.dlq_partition}@{entry.dlq_offset} {entry.event_type} id={entry.event_id}"
+            f" was: {entry.reason!r} -> {outcome.verdict}: {outcome.detail}",
+            soft_wrap=True,
+            markup=False,
+        )
+
+    async def run(self) -> ReplayCounts:
+        dlq = self.settings.topic(topics.DLQ)
+        group = self.options.group_id(self.settings)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=self.settings.kafka_idempotence,
+            max_request_size=max(self.settings.max_body_bytes + 64 * 1024, 1024 * 1024),
+        )
+        pool = await create_pool(self.settings.database_url, minsize=1, maxsize=2)
+        try:
+            await consumer.start()
+            await producer.start()
+            await self._loop(consumer, producer, pool, dlq, group)
+        except KafkaError as exc:
+            raise ReplayError(f"the broker failed: {exc!r}; what was committed stays done, run again to resume") from exc
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            pool.close()
+            await pool.wait_closed()
+        return self.counts
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, pool: object, dlq: str, group: str) -> None:
+        partitions = consumer.partitions_for_topic(dlq)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(dlq) or set()
+        if not partitions:
+            raise ReplayError(f"topic {dlq} does not exist; check AIWORKER_TOPIC_PREFIX")
+        tps = [TopicPartition(dlq, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        starts: dict[TopicPartition, int] = {}
+        for tp in tps:
+            committed = None if self.options.from_start else await consumer.committed(tp)
+            starts[tp] = committed if committed is not None else 0
+        ends = await self._snapshot_ends(consumer, tps, starts)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        remaining = {tp for tp in tps if starts[tp] < ends[tp]}
+        total = sum(max(0, ends[tp] - starts[tp]) for tp in tps)
+        mode = "dry run" if self.options.dry_run else "replay"
+        self.console.print(f"{mode} of {dlq} ({self.options.filters.describe()}), group {group}: {total} record(s) to scan")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"))
+        with Progress(*columns, TimeElapsedColumn(), console=self.console, transient=False) as progress:
+            task = progress.add_task(mode, total=total, counts="")
+            idle_since = time.monotonic()
+            while remaining and not self._limit_reached():
+                batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=self.options.batch_size)
+                if not batch:
+                    if time.monotonic() - idle_since > self.options.idle_timeout:
+                        raise ReplayError(f"no dlq records arrived for {self.options.idle_timeout:.0f}s; run again to resume")
+                    continue
+                idle_since = time.monotonic()
+                entries, commits = self._take(batch, ends)
+                await self._redrive(producer, pool, entries)
+                if not self.options.dry_run and commits:
+                    await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in commits.items()})
+                for tp in list(remaining):
+                    if commits.get(tp, starts[tp]) >= ends[tp] or await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                scanned = sum(commits[tp] - starts[tp] for tp in commits)
+                starts.update(commits)
+                progress.update(task, advance=scanned, counts=f"matched {self.counts.matched}  replayed {self.counts.replayed}")
+
+    async def _snapshot_ends(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition], starts: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """The end of each partition now (records dead-lettered later are left for the next run).
+
+        The high watermark of a fetch response, not ListOffsets alone: Tansu answers ListOffsets with
+        the last batch's base offset + 1, short of the end when that batch holds several records.
+        """
+        listed = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(listed[tp] - 1, starts[tp], 0))
+        deadline = time.monotonic() + self.options.idle_timeout
+        while any(consumer.highwater(tp) is None for tp in tps):
+            if time.monotonic() > deadline:
+                raise ReplayError(f"the broker sent no high watermark of {tps[0].topic} in {self.options.idle_timeout:.0f}s")
+            await consumer.getmany(*tps, timeout_ms=200, max_records=1)
+        return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}
+
+    def _limit_reached(self) -> bool:
+        return self.options.limit is not None and self.counts.matched >= self.options.limit
+
+    def _take(
+        self, batch: dict[TopicPartition, list[object]], ends: dict[TopicPartition, int]
+    ) -> tuple[list[DlqEntry], dict[TopicPartition, int]]:
+        """The matching entries of a fetched batch, and the next offset of each partition scanned."""
+        entries: list[DlqEntry] = []
+        commits: dict[TopicPartition, int] = {}
+        for tp, records in batch.items():
+            for record in records:
+                offset: int = record.offset  # type: ignore[attr-defined]
+                if offset >= ends[tp] or self._limit_reached():
+                    break
+                commits[tp] = offset + 1
+                entry = self._select(tp, offset, record.timestamp, record.value)  # type: ignore[attr-defined]
+                if entry is not None:
+                    entries.append(entry)
+        return entries, commits
+
+
+def summary(counts: ReplayCounts, dry: bool) -> Table:
+    table = Table(title="dry run (nothing was changed)" if dry else "replay")
+    for name in ("scanned", "matched", "replayed", "filtered", "unreadable", "foreign"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        *(str(getattr(counts, name)) for name in ("scanned", "matched", "replayed", "filtered", "unreadable", "foreign"))
+    )
+    return table
+
+
+def run_replay(settings: Settings, bootstrap: str, args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    console = Console(file=sys.stdout)
+    try:
+        counts = asyncio.run(Replayer(settings, bootstrap, options, console).run())
+    except KeyboardInterrupt:
+        console.print("interrupted: the batches committed so far are done; run the same command again to resume")
+        return 130
+    console.print(summary(counts, options.dry_run))
+    console.print(counts.line(), soft_wrap=True, markup=False)
+    return 0

@@ -1,0 +1,141 @@
+"""The replay tool's dry run: fold the candidates for real, inside one transaction that is rolled back.
+
+The fold runs unchanged (its own begin/commit/rollback become savepoints of the outer transaction),
+under a throw-away consumer name so that the stored input positions do not hide the records; the
+event-id de-duplication and every row are the real ones. What the fold wrote to the outbox before
+the rollback tells each outcome: the transitions it would emit, or the reason it would refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from app import topics
+from app.replay_records import DlqEntry
+from app.settings import Settings
+
+SAVEPOINT = "aiworker_replay_dry_run"
+
+
+class _SavepointConnection:
+    """A connection whose transaction calls become savepoints of a transaction that is never committed."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def _execute(self, sql: str) -> None:
+        async with self._conn.cursor() as cur:
+            await cur.execute(sql)
+
+    async def begin(self) -> None:
+        await self._execute(f"SAVEPOINT {SAVEPOINT}")
+
+    async def commit(self) -> None:
+        await self._execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+
+    async def rollback(self) -> None:
+        await self._execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class _OneConnectionPool:
+    def __init__(self, conn: Any) -> None:
+        self._conn = _SavepointConnection(conn)
+
+    @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[Any]:
+        yield self._conn
+
+    def acquire(self) -> Any:
+        return self._acquired()
+
+
+@dataclass(frozen=True, slots=True)
+class DryOutcome:
+    entry: DlqEntry
+    verdict: str  # applies | unchanged | duplicate | refused | ignored
+    detail: str
+
+
+async def refused_marker_column(conn: Any) -> bool:
+    """Whether processed_events remembers refused events (then a re-drive must forget them first)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT COUNT(*) FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name = 'processed_events' AND column_name = 'outcome'"
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def forget_refusals(conn: Any, event_ids: Sequence[str]) -> int:
+    """Delete the 'refused' markers of these events, so that the fold considers them again."""
+    if not event_ids:
+        return 0
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"DELETE FROM processed_events WHERE outcome = 'refused' AND event_id IN ({', '.join(['%s'] * len(event_ids))})",
+            list(event_ids),
+        )
+        return int(cur.rowcount)
+
+
+async def _outbox_since(conn: Any, after_id: int) -> list[tuple[int, str, bytes]]:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT id, topic, payload FROM outbox WHERE id > %s ORDER BY id", [after_id])
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in await cur.fetchall()]
+
+
+def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, bytes]]) -> tuple[str, str]:
+    dlq = settings.topic(topics.DLQ)
+    reasons = [str(json.loads(p).get("reason", "")) for _, t, p in written if t == dlq]
+    changes = []
+    for _, topic, payload in written:
+        if topic != dlq:
+            event = json.loads(payload)
+            data = event.get("data", {})
+            changes.append(f"{event.get('subject')}: {data.get('from')} -> {data.get('to')}")
+    refused = int(getattr(stats, "refused", 0)) + int(getattr(stats, "invalid", 0))
+    if reasons or refused:
+        return "refused", "; ".join(reasons) or "refused"
+    if getattr(stats, "duplicates", 0):
+        return "duplicate", "already applied (same event id)"
+    if getattr(stats, "applied", 0):
+        return "applies", ", ".join(changes) or "changes rows"
+    if getattr(stats, "ignored", None):
+        return "ignored", ", ".join(f"{k} ignored" for k in stats.ignored)
+    return "unchanged", "applies, changes nothing"
+
+
+async def dry_run(settings: Settings, pool: Any, entries: Sequence[DlqEntry]) -> list[DryOutcome]:
+    """What re-driving `entries` (in this order) would do now; the database is left unchanged."""
+    from streams.fold import Fold, InputRecord
+
+    outcomes: list[DryOutcome] = []
+    async with pool.acquire() as conn:
+        await conn.begin()
+        try:
+            forget = await refused_marker_column(conn)
+            fold = Fold(_OneConnectionPool(conn), settings.model_copy(update={"worker_id": f"replay-dry-{uuid.uuid4().hex}"}))
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT COALESCE(MAX(id), 0) FROM outbox")
+                last = int((await cur.fetchone())[0])
+            for entry in entries:
+                if forget and entry.event_id is not None:
+                    await forget_refusals(conn, [entry.event_id])
+                record = InputRecord(entry.topic, max(entry.partition, 0), max(entry.offset, 0), entry.key, entry.value)
+                stats = await fold.apply_batch([record])
+                written = await _outbox_since(conn, last)
+                last = max([last, *(row[0] for row in written)])
+                verdict, detail = _describe(settings, stats, written)
+                outcomes.append(DryOutcome(entry, verdict, detail))
+        finally:
+            await conn.rollback()
+    return outcomes
