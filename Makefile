@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit integration bench install clean tools
+.PHONY: run test lint unit integration bench install clean tools demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ tools:
 	@command -v kubectl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; } \
 	  || echo "kubectl is missing: install kubernetes-client (sudo apt-get install -y kubernetes-client)"
+
+## demo: with `make run` going in another terminal, play one task's whole life and print its timeline
+demo: install
+	$(BIN)/aiworker-events demo
 
 ## test: lint, types, then every test against a real broker and a real MariaDB (what CI runs)
 test: install tools lint

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker": "one fold worker (Faust): input topics into MySQL rows and transitions",
         "migrate": "apply migrations/ in order (safe to run twice and concurrently)",
         "topics": "create the service's missing topics",
+        "demo": "play one task's whole life against a running system and print its rows and transitions",
         "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
         "k8s-watch": "watch agent pods and app Deployments; emit agent/deployment events onto the input topics",
         "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
@@ -103,6 +104,10 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
         from app.schemas import run_schemas
 
         return run_schemas()
+    if command == "demo":
+        from app.demo import run_demo
+
+        return run_demo(settings)
     if command == "dev":
         from app.dev import run_dev
 

@@ -123,12 +123,26 @@ def run_dev(settings: Settings) -> int:
         say(f"ready. Gitea webhooks: POST {base}/webhooks/gitea   events: POST {base}/events")
         say(f"service token: {env['AIWORKER_SERVICE_TOKEN']}   agent token key: {env['AIWORKER_AGENT_TOKEN_KEY']}")
         say(f"gitea secret: {env['AIWORKER_GITEA_SECRET']}   health: {base}/readyz   Ctrl-C stops everything")
+        write_dev_env(env, base)
+        say(f"wrote {DEV_ENV} (read by `aiworker-events demo`): try `make demo` in a second terminal")
         return _wait(dict(zip(names, children, strict=True)))
     finally:
         _stop(children)
         if broker is not None:
             broker.stop()
         say("stopped")
+
+
+DEV_ENV = Path("var/dev.env")
+DEV_ENV_KEYS = ("SERVICE_TOKEN", "AGENT_TOKEN_KEY", "GITEA_SECRET", "DATABASE_URL", "KAFKA_BOOTSTRAP", "TOPIC_PREFIX")
+
+
+def write_dev_env(env: dict[str, str], base_url: str) -> None:
+    """The running system's URL and secrets for `demo` and scripts (owner-only: it holds the dev tokens)."""
+    DEV_ENV.parent.mkdir(exist_ok=True)
+    lines = [f"AIWORKER_WEB_URL={base_url}", *(f"AIWORKER_{k}={env[f'AIWORKER_{k}']}" for k in DEV_ENV_KEYS)]
+    DEV_ENV.touch(mode=0o600)
+    DEV_ENV.write_text("# written by `aiworker-events dev`; valid while it runs\n" + "\n".join(lines) + "\n")
 
 
 def _wait(children: dict[str, subprocess.Popen[bytes]]) -> int:
