@@ -36,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         "worker": "one fold worker (Faust): input topics into MySQL rows and transitions",
         "migrate": "apply migrations/ in order (safe to run twice and concurrently)",
         "topics": "create the service's missing topics",
-        "demo": "play one task's whole life against a running system and print its rows and transitions",
-        "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
         "k8s-watch": "watch agent pods and app Deployments; emit agent/deployment events onto the input topics",
+        "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
+        "demo": "play one task's whole life against a running system and print its rows and transitions",
         "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
     }
     for name, text in helps.items():
