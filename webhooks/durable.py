@@ -16,12 +16,12 @@ from typing import Literal
 from webhooks import WebhooksError
 from webhooks.metrics import Metrics
 from webhooks.publisher import KafkaPublisher, OutRecord, PublishError
-from webhooks.spool import Spool, SpoolError
+from webhooks.spool import Spool, SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
 
 Via = Literal["broker", "spool"]
-DRAIN_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 60.0  # a bound only: aiokafka fails undeliverable batches after its request timeout
 DRAIN_CHUNK_BYTES = 1024 * 1024
 
 
@@ -38,6 +38,7 @@ class DurableSink:
         self.metrics = metrics
         self.send_timeout = send_timeout
         self.spool_error = ""  # the last failure of the spool itself, for /readyz
+        self.spool_full = False  # the last append found no room (until an append or a drain succeeds)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -59,7 +60,7 @@ class DurableSink:
 
     @property
     def spool_usable(self) -> bool:
-        return self.spool.enabled and not self.spool_error and self.spool.disk_bytes < self.spool.max_bytes
+        return self.spool.enabled and not self.spool_error and not self.spool_full
 
     async def accept(self, records: list[OutRecord]) -> Via:
         """Make the records durable and say where, or raise UnavailableError (nothing was accepted then)."""
@@ -81,11 +82,12 @@ class DurableSink:
             async with self._lock:
                 await asyncio.to_thread(self.spool.append, records)
         except SpoolError as exc:
-            if type(exc) is SpoolError:
+            self.spool_full = isinstance(exc, SpoolFullError)
+            if not self.spool_full:
                 self.spool_error = str(exc)
                 log.error("spool write failed: %s", exc)
             raise UnavailableError(f"{why}, and {exc}") from exc
-        self.spool_error = ""
+        self.spool_error, self.spool_full = "", False
         self.metrics.spooled.inc(len(records))
         self._wake.set()
         return "spool"
@@ -113,15 +115,25 @@ class DurableSink:
             return True
         records = [record for entry in entries for record in entry.records]
         started = time.perf_counter()
-        try:
-            await self.publisher.publish(records, timeout=DRAIN_TIMEOUT)
-        except PublishError as exc:
-            log.warning("spool drain: %s; retrying", exc)
+        acknowledged = await self.publisher.publish_settled(records, timeout=DRAIN_TIMEOUT)
+        done, position = [], 0
+        for entry in entries:  # the longest run of entries the broker took whole; the rest is sent again
+            if not all(acknowledged[position : position + len(entry.records)]):
+                break
+            done.append(entry)
+            position += len(entry.records)
+        if done:
+            self.metrics.produce_seconds.labels("drain").observe(time.perf_counter() - started)
+            async with self._lock:
+                await asyncio.to_thread(self.spool.commit, done)
+            self.spool_full = False
+            self.metrics.drained.inc(position)
+            if self.spool.empty:
+                log.info("spool drained; records go to the broker directly again")
+        if len(done) < len(entries):
+            log.warning(
+                "spool drain: the broker took %d of %d records (%s); retrying the rest",
+                position, len(records), self.publisher.last_error_text,
+            )  # fmt: skip
             return False
-        self.metrics.produce_seconds.labels("drain").observe(time.perf_counter() - started)
-        async with self._lock:
-            await asyncio.to_thread(self.spool.commit, entries)
-        self.metrics.drained.inc(len(records))
-        if self.spool.empty:
-            log.info("spool drained; records go to the broker directly again")
         return True

@@ -99,6 +99,30 @@ class KafkaPublisher:
             raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s: {exc!r}") from exc
         self.last_ok = time.monotonic()
 
+    async def publish_settled(self, records: list[OutRecord], *, timeout: float) -> list[bool]:
+        """Send all records and wait until each is acknowledged or failed for good (not abandoned, so that a
+        retry does not duplicate what the broker took late); which records the broker acknowledged."""
+        if self.producer is None:
+            return [False] * len(records)
+        producer = self.producer
+        futures: list[asyncio.Future[object]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                for r in records:
+                    futures.append(await producer.send(r.topic, value=r.value, key=r.key))
+                results = await asyncio.gather(*futures, return_exceptions=True)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            self._failed(exc)
+            return [f.done() and not f.cancelled() and f.exception() is None for f in futures] + [False] * (
+                len(records) - len(futures)
+            )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            self._failed(failures[0])
+        else:
+            self.last_ok = time.monotonic()
+        return [not isinstance(r, BaseException) for r in results]
+
     async def probe(self, *, timeout: float) -> bool:
         """Whether the broker answers a metadata request within `timeout` seconds."""
         if self.producer is None:
