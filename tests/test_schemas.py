@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from app import events, topics
-from app.schemas import event_schemas, generate, transition_schemas, write
+from app.schemas import BEGIN, END, event_schemas, generate, readme_with_settings, transition_schemas, write
 
 ROOT = Path(__file__).resolve().parents[1] / "schemas"
 FIX = "run `aiworker-events schemas` (or `.venv/bin/python -m app schemas`) from the repository root and commit schemas/"
@@ -52,3 +52,9 @@ def test_write_reports_nothing_when_current(tmp_path: Path) -> None:
     (tmp_path / "events" / "old.type.json").write_text("{}")
     assert write(tmp_path) == ["events/old.type.json (removed)"]
     assert write(tmp_path) == []
+
+
+def test_readme_settings_table_is_current() -> None:
+    readme = (ROOT.parent / "README.md").read_text()
+    assert BEGIN in readme and END in readme, "README.md lost its settings markers"
+    assert readme_with_settings(readme) == readme, f"the README settings table is stale; {FIX}"
