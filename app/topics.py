@@ -21,10 +21,13 @@ TASK_TRANSITIONS = "task.transitions"
 AGENT_TRANSITIONS = "agent.transitions"
 DEPLOYMENT_TRANSITIONS = "deployment.transitions"
 DLQ = "dlq"
+# Internal: the fold's repartition topic, input records re-keyed by task (or agent, project, ...) id.
+FOLD_TASKS = "fold.tasks"
 
 INPUT_TOPICS = (GITEA_WEBHOOKS, AGENT_EVENTS, CONTROL_EVENTS)
 OUTPUT_TOPICS = (TASK_TRANSITIONS, AGENT_TRANSITIONS, DEPLOYMENT_TRANSITIONS, DLQ)
-ALL_TOPICS = INPUT_TOPICS + OUTPUT_TOPICS
+INTERNAL_TOPICS = (FOLD_TASKS,)
+ALL_TOPICS = INPUT_TOPICS + OUTPUT_TOPICS + INTERNAL_TOPICS
 
 
 class TopicError(AiworkerError):

@@ -19,6 +19,7 @@ JSON_COLUMNS: dict[str, frozenset[str]] = {
     "deployments": frozenset(),
 }
 TABLES = frozenset(JSON_COLUMNS)
+CHILD_KEYS = frozenset({("task_questions", "task_id")})
 
 Position = tuple[str, int]
 
@@ -87,13 +88,25 @@ async def seen_event_ids(cur: Any, event_ids: Sequence[str]) -> set[str]:
     return {row["event_id"] for row in await cur.fetchall()}
 
 
-async def record_event_ids(cur: Any, rows: Sequence[tuple[str, str, int, int]]) -> None:
-    """Remember (event_id, topic, partition, offset) of every applied event."""
+async def record_event_ids(cur: Any, rows: Sequence[tuple[str, str, int, int, str]]) -> None:
+    """Remember (event_id, topic, partition, offset, outcome) of every applied or refused event."""
     if rows:
         await cur.execute(
-            "INSERT INTO processed_events (event_id, topic, `partition`, `offset`) VALUES " + _placeholders(len(rows), 4),
+            "INSERT INTO processed_events (event_id, topic, `partition`, `offset`, outcome) VALUES "
+            + _placeholders(len(rows), 5),
             [v for row in rows for v in row],
         )
+
+
+async def forget_refused(cur: Any, event_ids: Sequence[str]) -> int:
+    """Forget refused events so that they are folded again (a re-drive of the dlq after a fix)."""
+    if not event_ids:
+        return 0
+    await cur.execute(
+        f"DELETE FROM processed_events WHERE outcome = 'refused' AND event_id IN ({_placeholders(len(event_ids))})",
+        list(event_ids),
+    )
+    return int(cur.rowcount)
 
 
 async def load_rows(cur: Any, table: str, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -102,6 +115,15 @@ async def load_rows(cur: Any, table: str, ids: Sequence[str]) -> list[dict[str, 
     if not ids:
         return []
     await cur.execute(f"SELECT * FROM {table} WHERE id IN ({_placeholders(len(ids))}) FOR UPDATE", list(ids))
+    return [decode_row(table, row) for row in await cur.fetchall()]
+
+
+async def load_children(cur: Any, table: str, column: str, parent_id: str) -> list[dict[str, Any]]:
+    """The rows of `table` whose `column` (a fixed foreign key column) is `parent_id`, locked."""
+    _check_table(table)
+    if (table, column) not in CHILD_KEYS:
+        raise ValueError(f"{table}.{column} is not a foreign key the fold loads by")
+    await cur.execute(f"SELECT * FROM {table} WHERE `{column}` = %s FOR UPDATE", [parent_id])
     return [decode_row(table, row) for row in await cur.fetchall()]
 
 
@@ -134,11 +156,40 @@ async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -
         )
 
 
+LOG_ROWS_PER_STATEMENT = 1000
+
+
 async def insert_logs(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert agent_logs rows (agent_id, task_id, level, message, metadata, created_at) in one statement."""
-    if rows:
+    """Insert agent_logs rows (agent_id, task_id, level, message, metadata, created_at), many per statement."""
+    for start in range(0, len(rows), LOG_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + LOG_ROWS_PER_STATEMENT]
         await cur.execute(
             "INSERT INTO agent_logs (agent_id, task_id, level, message, metadata, created_at) VALUES "
-            + _placeholders(len(rows), 6),
-            [v for row in rows for v in row],
+            + _placeholders(len(chunk), 6),
+            [v for row in chunk for v in row],
+        )
+
+
+async def lock_log_positions(cur: Any, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
+    """Lock the next offsets of log records per (agent_id, topic, partition), creating them at 0."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    params = [v for key in wanted for v in key]
+    await cur.execute(
+        "INSERT IGNORE INTO log_positions (agent_id, topic, `partition`, next_offset) VALUES "
+        + ", ".join(["(%s, %s, %s, 0)"] * len(wanted)),
+        params,
+    )
+    where = " OR ".join(["(agent_id = %s AND topic = %s AND `partition` = %s)"] * len(wanted))
+    await cur.execute(f"SELECT agent_id, topic, `partition`, next_offset FROM log_positions WHERE {where} FOR UPDATE", params)
+    return {(r["agent_id"], r["topic"], int(r["partition"])): int(r["next_offset"]) for r in await cur.fetchall()}
+
+
+async def save_log_positions(cur: Any, positions: Mapping[tuple[str, str, int], int]) -> None:
+    for (agent_id, topic, partition), next_offset in sorted(positions.items()):
+        await cur.execute(
+            "UPDATE log_positions SET next_offset = %s WHERE agent_id = %s AND topic = %s AND `partition` = %s"
+            " AND next_offset < %s",
+            [next_offset, agent_id, topic, partition, next_offset],
         )

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from app import topics
-from app.events import Event
 from streams.machines import Transition
+from streams.machines.domain import Input
 
 SOURCE = "aiworker-events"
 ID_NAMESPACE = uuid.UUID("6f1c3a52-0c5e-4d8e-9a51-2b9e4c7d8a10")
@@ -50,7 +50,7 @@ def transition_id(cause_id: str, transition: Transition) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, name))
 
 
-def transition_event(transition: Transition, row: Any, cause: Event, cause_source: str) -> tuple[str, str, bytes]:
+def transition_event(transition: Transition, row: Any, cause: Input, cause_source: str) -> tuple[str, str, bytes]:
     """(topic short name, id, CloudEvent JSON bytes) of one transition."""
     event_id = transition_id(cause.id, transition)
     row_data = dataclasses.asdict(row) if dataclasses.is_dataclass(row) and not isinstance(row, type) else dict(row)

@@ -1,35 +1,38 @@
-"""The fold engine: a batch of input records becomes one MySQL transaction, exactly once.
+"""The fold engine: a batch of records becomes one MySQL transaction, exactly once.
 
-Each transaction locks and advances the stored next offset of every input partition it consumed,
-so a redelivered record (offset below the stored position) changes nothing; an event id already
-applied changes nothing either. Rows, transitions (outbox) and dlq records commit together.
+Records come from `fold.tasks` (framed by the router, streams/route.py, with their source position)
+or straight from an input topic. Each transaction locks and advances the stored next offset of every
+partition it consumed, so a redelivered record changes nothing; an event id already folded (applied
+or refused) changes nothing either. Log lines are de-duplicated by the position of their record, per
+agent (log_positions), and write no processed_events rows. An event whose prerequisite row is missing
+parks (streams/parking.py) and is applied in the transaction that creates that row. Rows, positions,
+transitions (outbox) and dlq records commit together.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from asyncmy.cursors import DictCursor
 from asyncmy.errors import DataError, IntegrityError
-from pydantic import ValidationError
 
 from app import topics
-from app.events import AGENT_TYPES, CONTROL_TYPES, Event, parse_event
+from app.envelope import GiteaEnvelope
+from app.events import Event, Log, LogBatch
 from app.settings import Settings
 from db import fold_store
-from streams import cloudevents
-from streams.handlers import handle
+from streams import decode as decoding
+from streams.handlers import Context, handle
+from streams.logs import LogWriter
+from streams.parking import Parking, WorkItem
+from streams.route import Source, route_key, source_order, unframe
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-DLQ_NAMESPACE = uuid.UUID("0b6f7f4e-3f0a-4b8e-8d2c-5a1e9c3b7d21")
-SOURCE_TYPES = {topics.AGENT_EVENTS: AGENT_TYPES, topics.CONTROL_EVENTS: CONTROL_TYPES}
+COUNTERS = ("applied", "unchanged", "refused", "invalid", "duplicates", "replayed", "parked", "logs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class InputRecord:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: float = 0.0
 
 
 @dataclass(slots=True)
@@ -49,61 +53,38 @@ class FoldStats:
     invalid: int = 0
     duplicates: int = 0
     replayed: int = 0
+    parked: int = 0
+    logs: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: FoldStats) -> None:
-        for name in ("applied", "unchanged", "refused", "invalid", "duplicates", "replayed"):
+        for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for key, count in other.ignored.items():
             self.ignored[key] = self.ignored.get(key, 0) + count
 
 
 class Fold:
-    """Folds batches of input records into the database; see the module docstring."""
+    """Folds batches of records into the database; see the module docstring."""
 
     def __init__(self, pool: Any, settings: Settings) -> None:
         self.pool = pool
         self.settings = settings
         self.consumer = settings.worker_id
         self._short = {settings.topic(name): name for name in topics.ALL_TOPICS}
+        self.dlq_topic = settings.topic(topics.DLQ)
 
-    def decode(self, record: InputRecord) -> Event | str:
-        """The event in a record, or why it cannot be one."""
-        short = self._short.get(record.topic)
-        if short not in SOURCE_TYPES:
-            return f"records of topic {record.topic} are not folded by this worker"
+    def source_of(self, record: InputRecord) -> Source | str:
+        """The input record behind a record: unframed from fold.tasks, else the record itself."""
+        if self._short.get(record.topic) != topics.FOLD_TASKS:
+            return Source(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
         try:
-            data = json.loads(record.value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return f"record is not JSON: {exc}"
-        if not isinstance(data, dict):
-            return f"record is a JSON {type(data).__name__}, not an event object"
-        try:
-            event = parse_event(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "event"
-            return f"invalid event: {where}: {first['msg']} ({exc.error_count()} error(s))"
-        if event.type not in SOURCE_TYPES[short]:
-            return f"{event.type} does not belong on {record.topic}"
-        return event
+            return unframe(record.value)
+        except (ValueError, KeyError, TypeError) as exc:
+            return f"{record.topic} record is not a router frame: {exc!r}"
 
-    def dlq_row(self, record: InputRecord, reason: str) -> tuple[str, str, str, bytes]:
-        dlq_id = str(uuid.uuid5(DLQ_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}"))
-        try:
-            text: str | None = record.value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        body = {
-            "id": dlq_id,
-            "reason": reason,
-            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-            "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
-            "value": text,
-            "value_base64": None if text is not None else base64.b64encode(record.value).decode(),
-        }
-        key = record.key.decode("utf-8", "replace") if record.key is not None else ""
-        return dlq_id, self.settings.topic(topics.DLQ), key, cloudevents.dumps(body)
+    def decode(self, source: Source) -> decoding.Decoded:
+        return decoding.decode(self._short.get(source.topic), source)
 
     async def apply_batch(self, records: Sequence[InputRecord]) -> FoldStats:
         """Fold the batch in one transaction; on a data error, record by record. DB trouble raises."""
@@ -136,36 +117,85 @@ class Fold:
         positions = await fold_store.lock_positions(cur, self.consumer, ((r.topic, r.partition) for r in records))
         fresh = [r for r in records if r.offset >= positions[(r.topic, r.partition)]]
         stats.replayed += len(records) - len(fresh)
-        decoded = [(r, self.decode(r)) for r in fresh]
-        ids = [e.id for _, e in decoded if isinstance(e, Event)]
-        seen = await fold_store.seen_event_ids(cur, ids)
+        for r in fresh:
+            positions[(r.topic, r.partition)] = r.offset + 1
+        items: list[WorkItem] = []
+        for record in fresh:
+            source = self.source_of(record)
+            if isinstance(source, str):
+                broken = Source(record.topic, record.partition, record.offset, record.key, record.value)
+                items.append(WorkItem(broken, source, ""))
+                continue
+            routed = record.topic != source.topic  # from fold.tasks: the router's key; else the same key now
+            key = record.key if routed else route_key(self._short.get(source.topic, ""), source)
+            entity = (key or b"").decode("utf-8", "replace")
+            items.append(WorkItem(source, self.decode(source), entity))
+        items = source_order(items, lambda w: w.source)
         uow = UnitOfWork(cur)
-        await uow.preload("tasks", {str(getattr(e, "task_id", "")) for _, e in decoded if getattr(e, "task_id", None)})
-        await uow.preload("agents", {e.agent_id for _, e in decoded if hasattr(e, "agent_id")})
-        applied: list[tuple[str, str, int, int]] = []
-        for record, event in decoded:
-            positions[(record.topic, record.partition)] = record.offset + 1
-            if isinstance(event, str) or refuse is not None:
-                stats.invalid += isinstance(event, str)
-                stats.refused += not isinstance(event, str)
-                uow.outbox.append(self.dlq_row(record, event if isinstance(event, str) else str(refuse)))
-                continue
-            if event.id in seen:
-                stats.duplicates += 1
-                continue
-            seen.add(event.id)
-            result = await handle(uow, event, record.topic, self.settings.topic)
-            if result.refused is not None:
-                stats.refused += 1
-                uow.outbox.append(self.dlq_row(record, result.refused))
-                continue
-            applied.append((event.id, record.topic, record.partition, record.offset))
-            if result.changed:
-                stats.applied += 1
-            elif result.note is not None:
-                stats.ignored[event.type] = stats.ignored.get(event.type, 0) + 1
-            else:
-                stats.unchanged += 1
+        ctx_of = {topic: Context(uow, topic, self.settings.topic) for topic in {i.source.topic for i in items}}
+        events = [i.item for i in items if isinstance(i.item, Event | GiteaEnvelope) and not isinstance(i.item, Log | LogBatch)]
+        seen = await fold_store.seen_event_ids(cur, [e.id for e in events])
+        parking = await Parking.load(cur, [i.entity for i in items if i.entity])
+        logs = await LogWriter.load(uow, [i for i in items if isinstance(i.item, Log | LogBatch)])
+        await uow.preload("tasks", {str(getattr(e, "task_id", "")) for e in events if getattr(e, "task_id", None)})
+        await uow.preload("agents", {e.agent_id for e in events if isinstance(e, Event) and hasattr(e, "agent_id")})
+        done: list[tuple[str, str, int, int, str]] = []
+        queue = items
+        while queue:
+            for item in queue:
+                await self._one(item, refuse, ctx_of, seen, parking, logs, done, stats)
+            queue = await parking.wake(uow, self.decode)
+            for item in queue:
+                ctx_of.setdefault(item.source.topic, Context(uow, item.source.topic, self.settings.topic))
         await uow.flush()
-        await fold_store.record_event_ids(cur, applied)
+        await fold_store.record_event_ids(cur, done)
         await fold_store.save_positions(cur, self.consumer, positions)
+        await logs.save(cur)
+
+    async def _one(
+        self, work: WorkItem, refuse: str | None, ctx_of: dict[str, Context], seen: set[str], parking: Parking,
+        logs: LogWriter, done: list[tuple[str, str, int, int, str]], stats: FoldStats,
+    ) -> None:  # fmt: skip
+        source, item = work.source, work.item
+        if isinstance(item, str) or refuse is not None:
+            stats.invalid += isinstance(item, str)
+            stats.refused += not isinstance(item, str)
+            ctx_of[source.topic].uow.outbox.append(
+                decoding.dlq_row(source, item if isinstance(item, str) else str(refuse), self.dlq_topic)
+            )
+            return
+        if isinstance(item, Log | LogBatch):
+            reason = await logs.add(source, item, stats)
+            if reason is not None:
+                stats.refused += 1
+                ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, reason, self.dlq_topic))
+            return
+        position = (item.id, source.topic, source.partition, source.offset)
+        if item.id in seen:
+            stats.duplicates += 1
+            return
+        if (wait := parking.waits_for(work.entity)) is not None:
+            await parking.park(work, wait, f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}")
+            stats.parked += 1
+            return
+        result = await handle(ctx_of[source.topic], item)
+        if result.parked is not None:
+            await parking.park(work, result.parked, f"{result.parked[0]} {result.parked[1]} does not exist yet")
+            stats.parked += 1
+            return
+        seen.add(item.id)
+        if result.refused is not None:
+            stats.refused += 1
+            ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, result.refused, self.dlq_topic))
+            done.append((*position, "refused"))
+            return
+        done.append((*position, "applied"))
+        if result.warnings:
+            note = " ".join(result.warnings)
+            ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, note, self.dlq_topic, part="|partial"))
+        if result.changed:
+            stats.applied += 1
+        elif result.kind is not None:
+            stats.ignored[result.kind] = stats.ignored.get(result.kind, 0) + 1
+        else:
+            stats.unchanged += 1

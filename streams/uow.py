@@ -8,10 +8,20 @@ from typing import Any
 
 from db import fold_store
 from streams.machines.agent import AgentRow
+from streams.machines.deployment import DeploymentRow
 from streams.machines.project import ProjectRow
+from streams.machines.question import QuestionRow
 from streams.machines.task import TaskRow
+from streams.machines.task_group import TaskGroupRow
 
-ROW_TYPES: dict[str, type[Any]] = {"projects": ProjectRow, "agents": AgentRow, "tasks": TaskRow}
+ROW_TYPES: dict[str, type[Any]] = {
+    "projects": ProjectRow,
+    "agents": AgentRow,
+    "tasks": TaskRow,
+    "task_groups": TaskGroupRow,
+    "deployments": DeploymentRow,
+    "task_questions": QuestionRow,
+}
 # Insert order follows the foreign keys; the tasks <-> agents cycle is closed by deferred updates.
 INSERT_ORDER = ("projects", "agents", "tasks", "task_groups", "deployments", "task_questions")
 DEFERRED_COLUMNS = {"agents": ("current_task_id",)}
@@ -22,24 +32,33 @@ def as_dict(row: Any) -> dict[str, Any]:
 
 
 class UnitOfWork:
-    """Rows of one transaction. `get` loads (FOR UPDATE) on first use; `put` marks a row to write."""
+    """Rows of one transaction. `get` loads (FOR UPDATE) on first use; `put` marks a row to write.
+
+    `created` lists the (table, id) of rows this transaction inserts, in the order they appeared,
+    so the fold can wake the events parked for them.
+    """
 
     def __init__(self, cur: Any) -> None:
         self.cur = cur
         self._rows: dict[str, dict[str, Any]] = {table: {} for table in ROW_TYPES}
         self._loaded: dict[str, dict[str, Any]] = {table: {} for table in ROW_TYPES}
         self._missing: dict[str, set[str]] = {table: set() for table in ROW_TYPES}
+        self._children: set[tuple[str, str, str]] = set()
+        self.created: list[tuple[str, str]] = []
         self.logs: list[tuple[Any, ...]] = []
         self.outbox: list[tuple[str, str, str, bytes]] = []
+
+    def _make(self, table: str, raw: dict[str, Any]) -> Any:
+        row_type = ROW_TYPES[table]
+        names = {f.name for f in dataclasses.fields(row_type)}
+        return row_type(**{k: v for k, v in raw.items() if k in names})
 
     async def preload(self, table: str, ids: Iterable[str]) -> None:
         wanted = [i for i in dict.fromkeys(ids) if i not in self._rows[table] and i not in self._missing[table]]
         if not wanted:
             return
-        row_type = ROW_TYPES[table]
-        names = {f.name for f in dataclasses.fields(row_type)}
         for raw in await fold_store.load_rows(self.cur, table, wanted):
-            row = row_type(**{k: v for k, v in raw.items() if k in names})
+            row = self._make(table, raw)
             self._rows[table][row.id] = row
             self._loaded[table][row.id] = row
         self._missing[table].update(i for i in wanted if i not in self._rows[table])
@@ -48,7 +67,28 @@ class UnitOfWork:
         await self.preload(table, (row_id,))
         return self._rows[table].get(row_id)
 
+    async def children(self, table: str, column: str, parent_id: str) -> list[Any]:
+        """Every row of `table` whose `column` is `parent_id` (e.g. a task's questions), loaded once, locked."""
+        if (table, column, parent_id) not in self._children:
+            self._children.add((table, column, parent_id))
+            for raw in await fold_store.load_children(self.cur, table, column, parent_id):
+                if raw["id"] not in self._rows[table]:
+                    row = self._make(table, raw)
+                    self._rows[table][row.id] = row
+                    self._loaded[table][row.id] = row
+                    self._missing[table].discard(row.id)
+        return [row for row in self._rows[table].values() if getattr(row, column) == parent_id]
+
+    def find(self, table: str, **match: Any) -> Any | None:
+        """A row of this transaction (loaded or new) with these column values, or None."""
+        for row in self._rows[table].values():
+            if all(getattr(row, column) == value for column, value in match.items()):
+                return row
+        return None
+
     def put(self, table: str, row: Any) -> None:
+        if row.id not in self._rows[table]:
+            self.created.append((table, row.id))
         self._rows[table][row.id] = row
         self._missing[table].discard(row.id)
 
@@ -56,8 +96,6 @@ class UnitOfWork:
         """Write new rows (one INSERT per table), changed columns of existing rows, logs and outbox."""
         deferred: list[tuple[str, str, dict[str, Any]]] = []
         for table in INSERT_ORDER:
-            if table not in ROW_TYPES:
-                continue
             new = [as_dict(row) for rid, row in self._rows[table].items() if rid not in self._loaded[table]]
             for values in new:
                 for column in DEFERRED_COLUMNS.get(table, ()):
@@ -66,13 +104,13 @@ class UnitOfWork:
                         values[column] = None
             await fold_store.insert_rows(self.cur, table, new)
         for table in INSERT_ORDER:
-            if table not in ROW_TYPES:
-                continue
             for rid, before in self._loaded[table].items():
                 after = self._rows[table][rid]
                 if after is not before:
                     old, now = as_dict(before), as_dict(after)
-                    await fold_store.update_row(self.cur, table, rid, {k: v for k, v in now.items() if old[k] != v})
+                    # updated_at always: unset, the server's ON UPDATE would stamp the wall clock (not replayable).
+                    changes = {k: v for k, v in now.items() if old[k] != v or k == "updated_at"}
+                    await fold_store.update_row(self.cur, table, rid, changes)
         for table, rid, changes in deferred:
             await fold_store.update_row(self.cur, table, rid, changes)
         await fold_store.insert_logs(self.cur, self.logs)

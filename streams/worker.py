@@ -1,14 +1,23 @@
-"""The Faust app of the fold workers: topics, the fold agent and the outbox relay, declared in one place."""
+"""The Faust app of the fold workers: the router, the fold, the outbox relay and the sweeper, in one place.
+
+Two stages (see streams/route.py): `route` reads the three input topics and re-keys every record onto
+`fold.tasks` by its ordering entity; `fold` reads `fold.tasks` and folds batches into MySQL. Both take
+batches without acknowledging (`noack_take`) and acknowledge only after their transaction committed;
+database and broker trouble is retried with backoff, so a partition waits and never skips. During
+shutdown a failing batch is abandoned unacknowledged (it is redelivered to the next owner).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from asyncmy.errors import MySQLError
 
 from app import topics
@@ -16,8 +25,11 @@ from app.settings import Settings
 from db.pool import create_pool
 from streams.fold import Fold, FoldStats, InputRecord
 from streams.relay import OutboxRelay
+from streams.repartition import Router
+from streams.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -25,14 +37,16 @@ def faust_broker_url(bootstrap: str) -> str:
 
 
 class FoldRuntime:
-    """Resources of one worker process: the pool, the fold, the relay and its producer."""
+    """Resources of one worker process: the pool, the router, the fold, the relay, the sweeper, a producer."""
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.pool: Any = None
         self.fold: Fold | None = None
+        self.router: Router | None = None
         self.relay: OutboxRelay | None = None
+        self.sweeper: Sweeper | None = None
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -42,7 +56,7 @@ class FoldRuntime:
         backoff = 0.5
         while self.pool is None:
             try:
-                self.pool = await create_pool(self.settings.database_url, minsize=1, maxsize=4)
+                self.pool = await create_pool(self.settings.database_url, minsize=1, maxsize=8)
             except (MySQLError, OSError) as exc:
                 log.warning("database unreachable (%r); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
@@ -58,12 +72,14 @@ class FoldRuntime:
         await self.producer.start()
         producer = self.producer
 
-        async def send(topic: str, key: bytes, value: bytes) -> Any:
+        async def send(topic: str, key: bytes | None, value: bytes) -> Any:
             return await producer.send(topic, value=value, key=key)
 
+        self.router = Router(self.pool, self.settings, send)
         self.relay = OutboxRelay(
             self.pool, send, database_url=self.settings.database_url, batch_size=self.settings.outbox_batch_size
         )
+        self.sweeper = Sweeper(self.pool, self.settings)
         self.ready.set()
 
     async def stop(self) -> None:
@@ -74,22 +90,41 @@ class FoldRuntime:
             self.pool.close()
             await self.pool.wait_closed()
 
-    async def fold_until_done(self, records: list[InputRecord]) -> FoldStats:
-        """Fold a batch, retrying database trouble with backoff: the partition waits, it never skips."""
-        await self.ready.wait()
-        assert self.fold is not None and self.relay is not None
+    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt` until it succeeds; database and broker trouble waits with backoff (never skips)."""
         backoff = 0.2
         while True:
             try:
-                stats = await self.fold.apply_batch(records)
-            except (MySQLError, OSError, ConnectionError) as exc:
-                log.warning("fold of %d records failed (%r); retrying in %.1fs", len(records), exc, backoff)
+                return await attempt()
+            except (MySQLError, KafkaError, OSError, ConnectionError) as exc:
+                if self.stopping.is_set():
+                    raise asyncio.CancelledError(f"{what} abandoned at shutdown (not acknowledged)") from exc
+                log.warning("%s failed (%r); retrying in %.1fs", what, exc, backoff)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 10.0)
-                continue
-            self.totals.add(stats)
-            self.relay.wake.set()
-            return stats
+
+    async def route_until_done(self, records: list[InputRecord]) -> int:
+        await self.ready.wait()
+        router = self.router
+        assert router is not None
+        return await self._until_done(f"routing {len(records)} records", lambda: router.route_batch(records))
+
+    async def fold_until_done(self, records: list[InputRecord]) -> FoldStats:
+        """Fold a batch, retrying database trouble with backoff: the partition waits, it never skips."""
+        await self.ready.wait()
+        fold, relay = self.fold, self.relay
+        assert fold is not None and relay is not None
+        stats = await self._until_done(f"fold of {len(records)} records", lambda: fold.apply_batch(records))
+        self.totals.add(stats)
+        relay.wake.set()
+        return stats
+
+
+def _records(events: list[Any]) -> list[InputRecord]:
+    return [
+        InputRecord(m.topic, m.partition, m.offset, m.key, m.value, float(m.timestamp or 0.0))
+        for m in (e.message for e in events)
+    ]
 
 
 def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRuntime]:
@@ -111,16 +146,21 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
     )
     runtime = FoldRuntime(settings, bootstrap)
     inputs = app.topic(*(settings.topic(name) for name in topics.INPUT_TOPICS), value_serializer="raw")
+    internal = app.topic(settings.topic(topics.FOLD_TASKS), value_serializer="raw")
 
-    @app.agent(inputs, name="fold")
+    @app.agent(inputs, name="route")
+    async def route(stream: Any) -> None:
+        async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
+            await runtime.route_until_done(_records(events))
+            for event in events:
+                await stream.ack(event)
+
+    @app.agent(internal, name="fold")
     async def fold(stream: Any) -> None:
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
-            records = [
-                InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in events
-            ]
+            records = _records(events)
             stats = await runtime.fold_until_done(records)
-            log.info("folded %d record(s): %s", len(records), stats)
+            log.info("folded %d record(s): %s; totals %s", len(records), stats, runtime.totals)
             for event in events:
                 await stream.ack(event)
 
@@ -129,6 +169,12 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
         await runtime.start()
         assert runtime.relay is not None
         await runtime.relay.run(runtime.stopping)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def sweeper() -> None:
+        await runtime.ready.wait()
+        assert runtime.sweeper is not None and runtime.relay is not None
+        await runtime.sweeper.run(runtime.stopping, runtime.relay.wake)
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         await runtime.stop()

@@ -1,0 +1,97 @@
+"""SQL of parked events: events waiting for a row that another partition has not delivered yet.
+
+Every function takes a cursor inside the caller's open transaction; none commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    waits_table: str
+    waits_id: str
+    entity: str
+    event_id: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_key: bytes | None
+    payload: bytes
+    reason: str
+
+
+COLUMNS = (
+    "waits_table", "waits_id", "entity", "event_id", "source_topic", "source_partition", "source_offset", "source_key",
+    "payload", "reason",
+)  # fmt: skip
+
+
+def _row(raw: dict[str, Any]) -> ParkedEvent:
+    key = raw["source_key"]
+    return ParkedEvent(
+        raw["waits_table"], raw["waits_id"], raw["entity"], raw["event_id"], raw["source_topic"],
+        int(raw["source_partition"]), int(raw["source_offset"]),
+        key.encode() if isinstance(key, str) else key, bytes(raw["payload"]), raw["reason"],
+    )  # fmt: skip
+
+
+async def waits_of_entities(cur: Any, entities: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """For each entity with parked events: what its oldest parked event waits for (table, id)."""
+    if not entities:
+        return {}
+    marks = ", ".join(["%s"] * len(entities))
+    await cur.execute(
+        f"SELECT entity, waits_table, waits_id FROM parked_events WHERE entity IN ({marks}) ORDER BY id", list(entities)
+    )
+    found: dict[str, tuple[str, str]] = {}
+    for raw in await cur.fetchall():
+        found.setdefault(raw["entity"], (raw["waits_table"], raw["waits_id"]))
+    return found
+
+
+async def park(cur: Any, events: Sequence[ParkedEvent]) -> None:
+    """Store parked events; one already parked (same event id) is kept once."""
+    if not events:
+        return
+    row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+    params: list[Any] = []
+    for event in events:
+        key = event.source_key.decode("utf-8", "replace")[:255] if event.source_key is not None else None
+        params += [event.waits_table, event.waits_id, event.entity, event.event_id, event.source_topic,
+                   event.source_partition, event.source_offset, key, event.payload, event.reason[:512]]  # fmt: skip
+    await cur.execute(f"INSERT IGNORE INTO parked_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(events))}", params)
+
+
+async def take_waiting(cur: Any, waits_table: str, waits_ids: Sequence[str]) -> list[ParkedEvent]:
+    """Remove and return (in parking order) the events waiting for these rows; locking read."""
+    if not waits_ids:
+        return []
+    marks = ", ".join(["%s"] * len(waits_ids))
+    await cur.execute(
+        f"SELECT id, {', '.join(COLUMNS)} FROM parked_events WHERE waits_table = %s AND waits_id IN ({marks})"
+        " ORDER BY id FOR UPDATE",
+        [waits_table, *waits_ids],
+    )
+    rows = list(await cur.fetchall())
+    if rows:
+        ids = [int(r["id"]) for r in rows]
+        await cur.execute(f"DELETE FROM parked_events WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
+    return [_row(r) for r in rows]
+
+
+async def take_expired(cur: Any, older_than_seconds: int, limit: int = 500) -> list[ParkedEvent]:
+    """Remove and return events parked longer than `older_than_seconds` (their row never came)."""
+    await cur.execute(
+        f"SELECT id, {', '.join(COLUMNS)} FROM parked_events"
+        " WHERE parked_at < CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND ORDER BY id LIMIT %s FOR UPDATE",
+        [older_than_seconds, limit],
+    )
+    rows = list(await cur.fetchall())
+    if rows:
+        ids = [int(r["id"]) for r in rows]
+        await cur.execute(f"DELETE FROM parked_events WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
+    return [_row(r) for r in rows]

@@ -1,0 +1,71 @@
+"""Input records as events: contract events on agent.events / control.events, envelopes on gitea.webhooks.
+
+What cannot be decoded is a reason (str) the fold sends to the dlq with the record and its position.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+from pydantic import ValidationError
+
+from app import topics
+from app.envelope import GiteaEnvelope
+from app.events import AGENT_TYPES, CONTROL_TYPES, Event, parse_event
+from streams import cloudevents
+from streams.route import Source
+
+DLQ_NAMESPACE = uuid.UUID("0b6f7f4e-3f0a-4b8e-8d2c-5a1e9c3b7d21")
+SOURCE_TYPES = {topics.AGENT_EVENTS: AGENT_TYPES, topics.CONTROL_EVENTS: CONTROL_TYPES}
+Decoded = Event | GiteaEnvelope | str
+
+
+def _why(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "event"
+    return f"{where}: {first['msg']} ({exc.error_count()} error(s))"
+
+
+def decode(short_topic: str | None, source: Source) -> Decoded:
+    """The event in a record of `short_topic`, or why it cannot be one."""
+    if short_topic == topics.GITEA_WEBHOOKS:
+        try:
+            return GiteaEnvelope.decode(source.value)
+        except ValidationError as exc:
+            return f"invalid gitea.webhooks envelope: {_why(exc)}"
+    if short_topic not in SOURCE_TYPES:
+        return f"records of topic {source.topic} are not folded by this worker"
+    try:
+        data = json.loads(source.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"record is not JSON: {exc}"
+    if not isinstance(data, dict):
+        return f"record is a JSON {type(data).__name__}, not an event object"
+    try:
+        event = parse_event(data)
+    except ValidationError as exc:
+        return f"invalid event: {_why(exc)}"
+    if event.type not in SOURCE_TYPES[short_topic]:
+        return f"{event.type} does not belong on {source.topic}"
+    return event
+
+
+def dlq_row(source: Source, reason: str, dlq_topic: str, *, part: str = "") -> tuple[str, str, str, bytes]:
+    """(id, topic, key, value) of the dlq record of `source`; its id derives from the source position."""
+    dlq_id = str(uuid.uuid5(DLQ_NAMESPACE, f"{source.topic}|{source.partition}|{source.offset}{part}"))
+    try:
+        text: str | None = source.value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    key = source.key.decode("utf-8", "replace") if source.key is not None else ""
+    body = {
+        "id": dlq_id,
+        "reason": reason,
+        "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
+        "key": key if source.key is not None else None,
+        "value": text,
+        "value_base64": None if text is not None else base64.b64encode(source.value).decode(),
+    }
+    return dlq_id, dlq_topic, key, cloudevents.dumps(body)

@@ -1,0 +1,84 @@
+"""Contract events that touch rows through one machine each (no extra context): the EFFECTS table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.handlers.common import UNCHANGED, Context, Handled, commit_all, missing
+from streams.machines import Outcome
+from streams.machines import agent as agent_machine
+from streams.machines import project as project_machine
+from streams.machines import task as task_machine
+from streams.machines import task_group as group_machine
+from streams.machines.domain import Input
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """`apply` of the row of `table` whose id `key` takes from the event."""
+
+    table: str
+    apply: Callable[[Any, Input], Outcome[Any]]
+    key: Callable[[Input], str]
+
+
+def attr(name: str) -> Callable[[Input], str]:
+    return lambda event: str(getattr(event, name))
+
+
+def _project_apply(row: Any, event: Input) -> Outcome[Any]:
+    return project_machine.apply(row, event)  # type: ignore[arg-type]  # only contract events reach it
+
+
+TASK = Effect("tasks", task_machine.apply, attr("task_id"))
+AGENT = Effect("agents", agent_machine.apply, attr("agent_id"))
+PROJECT = Effect("projects", _project_apply, attr("project_id"))
+GROUP = Effect("task_groups", group_machine.apply, attr("task_group_id"))
+
+EFFECTS: dict[str, tuple[Effect, ...]] = {
+    "project.upserted": (PROJECT,),
+    "task.created": (TASK,),
+    "agent.registered": (AGENT,),
+    "agent.heartbeat": (AGENT,),
+    "agent.error": (AGENT,),
+    "agent.stopped": (AGENT,),
+    "task.started": (TASK, AGENT),
+    "task.ready_for_review": (TASK, AGENT),
+    "task.approved": (TASK,),
+    "task.cancelled": (TASK,),
+    "task_group.created": (GROUP,),
+    # Domain events (Gitea deliveries, the stale-agent sweeper).
+    "gitea.issue_opened": (TASK,),
+    "gitea.issue_closed": (TASK,),
+    "gitea.pull_request_opened": (TASK,),
+    "gitea.pull_request_closed": (TASK,),
+    "gitea.pull_request_reviewed": (TASK,),
+    "agent.stale": (AGENT,),
+}
+# Rows that must exist before the event can apply: missing, the event parks until they exist (they
+# travel on other partitions). An agent's own events are in order on its partition: an unknown agent
+# there is refused by the machine instead.
+NEEDS: dict[str, tuple[tuple[str, Callable[[Input], str | None]], ...]] = {
+    "task.created": (("projects", attr("project_id")),),
+    "task_group.created": (("projects", attr("project_id")),),
+    "gitea.issue_opened": (("projects", attr("project_id")),),
+    "task.started": (("tasks", attr("task_id")), ("agents", attr("agent_id"))),
+    "task.ready_for_review": (("tasks", attr("task_id")), ("agents", attr("agent_id"))),
+    "task.approved": (("tasks", attr("task_id")),),
+    "task.cancelled": (("tasks", attr("task_id")),),
+}
+
+
+async def apply_effects(ctx: Context, event: Input) -> Handled:
+    """Apply `event` to every row it touches, or to none."""
+    effects = EFFECTS.get(event.type)
+    if effects is None:
+        return Handled(False, ignored=f"{event.type} changes no rows", kind=event.type)
+    needs = [(table, key(event)) for table, key in NEEDS.get(event.type, ())]
+    if (wait := await missing(ctx, needs)) is not None:
+        return Handled(False, parked=wait)
+    outcomes = [(effect.table, effect.apply(await ctx.uow.get(effect.table, effect.key(event)), event)) for effect in effects]
+    handled = commit_all(ctx, outcomes, event)
+    return handled if handled.changed or handled.refused else UNCHANGED

@@ -1,0 +1,82 @@
+"""Events waiting for a row that another partition has not delivered yet.
+
+A task.created may arrive before its project.upserted, a task.started before its task.created: they
+travel on different partitions, so no order between them is given. Such an event parks (table
+`parked_events`, written in the fold's transaction) with the (table, id) it waits for, and is applied
+in the transaction that creates that row, right after it. A later event of the same entity (task,
+agent, ...) parks behind the earlier one, so an entity's events still apply in their order.
+
+Why parking and not a bounded retry: the row may come minutes later (a backlog on one partition),
+retrying would block the partition or reorder the entity, and the transaction that creates the row
+knows exactly when to wake the waiters. No race with a concurrent creator: the fold looked for the
+row with SELECT ... FOR UPDATE (a gap lock on its id under REPEATABLE READ) before parking, and the
+creator reads parked_events with a locking read after inserting, so one of them sees the other.
+Events parked longer than AIWORKER_PARK_SECONDS go to the dlq (streams/sweeper.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from db import parking as sql
+from streams.decode import Decoded
+from streams.route import Source
+from streams.uow import UnitOfWork
+
+Wait = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One record to fold: its source, what it decoded to, and its ordering entity."""
+
+    source: Source
+    item: Decoded
+    entity: str
+
+
+class Parking:
+    def __init__(self, cur: Any, waits: dict[str, Wait]) -> None:
+        self.cur = cur
+        self._waits = waits
+        self._woken = 0
+
+    @classmethod
+    async def load(cls, cur: Any, entities: Sequence[str]) -> Parking:
+        return cls(cur, await sql.waits_of_entities(cur, sorted(set(entities))))
+
+    def waits_for(self, entity: str) -> Wait | None:
+        return self._waits.get(entity) if entity else None
+
+    async def park(self, work: WorkItem, wait: Wait, reason: str) -> None:
+        item = work.item
+        assert not isinstance(item, str)
+        event_id = item.id
+        source = work.source
+        parked = sql.ParkedEvent(
+            wait[0], wait[1], work.entity or f"{wait[0]}:{wait[1]}", event_id, source.topic, source.partition,
+            source.offset, source.key, source.value, reason,
+        )  # fmt: skip
+        await sql.park(self.cur, [parked])
+        if work.entity:
+            self._waits.setdefault(work.entity, wait)
+
+    async def wake(self, uow: UnitOfWork, decode: Callable[[Source], Decoded]) -> list[WorkItem]:
+        """The parked events waiting for rows created since the last call, in parking order."""
+        created = uow.created[self._woken :]
+        self._woken = len(uow.created)
+        by_table: dict[str, list[str]] = {}
+        for table, row_id in created:
+            by_table.setdefault(table, []).append(row_id)
+        woken: list[WorkItem] = []
+        for table, ids in by_table.items():
+            for parked in await sql.take_waiting(self.cur, table, ids):
+                if self._waits.get(parked.entity) == (parked.waits_table, parked.waits_id):
+                    del self._waits[parked.entity]
+                source = Source(
+                    parked.source_topic, parked.source_partition, parked.source_offset, parked.source_key, parked.payload
+                )
+                woken.append(WorkItem(source, decode(source), parked.entity))
+        return woken

@@ -1,0 +1,81 @@
+"""The router stage's runtime: input records onto `fold.tasks`, then their positions, then the ack.
+
+Per batch, in one transaction: lock the stored positions of the input partitions (consumer =
+worker id, so `fold_positions` shows how far each input partition has been taken in), produce the
+fresh records framed with their source position (streams/route.py) and wait for the broker's
+acknowledgements, then advance the positions and commit. A crash after producing and before the
+commit produces those records again: the fold drops the copies (event ids, log positions, dlq ids
+derived from the source position), so this stage needs no Kafka transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from asyncmy.cursors import DictCursor
+
+from app import topics
+from app.settings import Settings
+from db import fold_store
+from streams.fold import InputRecord
+from streams.route import Source, decoded, frame, route_key, source_order
+
+Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+
+
+class Router:
+    def __init__(self, pool: Any, settings: Settings, send: Send) -> None:
+        self.pool = pool
+        self.send = send
+        self.consumer = settings.worker_id
+        self.target = settings.topic(topics.FOLD_TASKS)
+        self._short = {settings.topic(name): name for name in topics.INPUT_TOPICS}
+        self.routed = 0
+
+    async def route_batch(self, records: Sequence[InputRecord]) -> int:
+        """Route the fresh records of the batch; the number produced. DB and broker trouble raise."""
+        async with self.pool.acquire() as conn:
+            try:
+                await conn.begin()
+                async with conn.cursor(DictCursor) as cur:
+                    positions = await fold_store.lock_positions(cur, self.consumer, ((r.topic, r.partition) for r in records))
+                    fresh = [r for r in records if r.offset >= positions[(r.topic, r.partition)]]
+                    sources = [Source(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in fresh]
+                    questions = await self._question_tasks(cur, sources)
+                    acks = []
+                    for source in source_order(sources, lambda s: s):
+                        r = source
+                        key = route_key(self._short.get(r.topic, ""), source, questions)
+                        acks.append(await self.send(self.target, key, frame(source)))
+                        positions[(r.topic, r.partition)] = r.offset + 1
+                    await asyncio.gather(*acks)
+                    await fold_store.save_positions(cur, self.consumer, positions)
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+        self.routed += len(fresh)
+        return len(fresh)
+
+    async def _question_tasks(self, cur: Any, sources: Sequence[Source]) -> dict[str, str]:
+        """question id -> task id for the answers of the batch that do not name their task."""
+        asked: dict[str, str] = {}
+        wanted: set[str] = set()
+        for source in sources:
+            if b"task.question_" not in source.value:
+                continue
+            data = decoded(source)
+            if data is None:
+                continue
+            if data.get("type") == "task.question_asked" and data.get("task_id"):
+                asked[str(data.get("question_id"))] = str(data["task_id"])
+            elif data.get("type") == "task.question_answered" and not data.get("task_id"):
+                wanted.add(str(data.get("question_id")))
+        lookup = sorted(wanted - set(asked))
+        if lookup:
+            marks = ", ".join(["%s"] * len(lookup))
+            await cur.execute(f"SELECT id, task_id FROM task_questions WHERE id IN ({marks})", lookup)
+            asked.update({row["id"]: row["task_id"] for row in await cur.fetchall()})
+        return asked

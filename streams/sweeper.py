@@ -1,0 +1,108 @@
+"""The stale-agent sweeper: agents without a heartbeat for AIWORKER_AGENT_OFFLINE_SECONDS go offline, once.
+
+One worker sweeps at a time (a named server lock, like the outbox relay). Each agent goes offline
+through its machine (`agent.mark_offline`) in a transaction that locks its row, so a heartbeat folded
+meanwhile wins; the transition's id derives from the heartbeat the sweeper saw, so a second sweep, or
+a second worker, cannot emit it twice. The sweeper also sends events parked longer than
+AIWORKER_PARK_SECONDS to the dlq: the row they wait for never came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from asyncmy.cursors import DictCursor
+from asyncmy.errors import MySQLError
+
+from app import topics
+from app.settings import Settings
+from db import outbox
+from db import parking as parked_sql
+from db.pool import parse_database_url
+from streams import decode
+from streams.handlers.common import Context, emit
+from streams.machines import Changed, naive_utc
+from streams.machines import agent as agent_machine
+from streams.route import Source
+from streams.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+SOURCE = "aiworker-events/sweeper"
+
+
+class Sweeper:
+    def __init__(self, pool: Any, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.lock_name = f"aiworker_sweeper:{parse_database_url(settings.database_url).database}"[:64]
+        self.offline = 0
+        self.expired = 0
+
+    async def sweep_once(self, now: datetime | None = None) -> int:
+        """Move every stale agent offline in one transaction; the number moved."""
+        now = now or datetime.now(UTC)
+        cutoff = naive_utc(now) - timedelta(seconds=self.settings.agent_offline_seconds)
+        async with self.pool.acquire() as conn:
+            try:
+                await conn.begin()
+                async with conn.cursor(DictCursor) as cur:
+                    await cur.execute(
+                        "SELECT id FROM agents WHERE status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat <= %s)"
+                        " ORDER BY id LIMIT 500",
+                        [cutoff],
+                    )
+                    ids = [row["id"] for row in await cur.fetchall()]
+                    uow = UnitOfWork(cur)
+                    await uow.preload("agents", ids)
+                    ctx = Context(uow, SOURCE, self.settings.topic)
+                    moved = 0
+                    for agent_id in ids:
+                        row = await uow.get("agents", agent_id)
+                        if row is None:
+                            continue
+                        outcome = agent_machine.mark_offline(row, now, self.settings.agent_offline_seconds)
+                        if isinstance(outcome, Changed):
+                            emit(ctx, "agents", outcome, agent_machine.stale_event(row, now))
+                            moved += 1
+                    expired = await parked_sql.take_expired(cur, self.settings.park_seconds)
+                    for event in expired:
+                        source = Source(
+                            event.source_topic, event.source_partition, event.source_offset, event.source_key, event.payload
+                        )
+                        why = f"waited {self.settings.park_seconds}s for {event.waits_table} {event.waits_id}, which never came"
+                        uow.outbox.append(decode.dlq_row(source, why, self.settings.topic(topics.DLQ)))
+                    await uow.flush()
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+        self.offline += moved
+        self.expired += len(expired)
+        return moved
+
+    async def run(self, stopping: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Until `stopping`: hold the sweeper lock (or wait for it) and sweep every few seconds."""
+        interval = max(1.0, min(10.0, self.settings.agent_offline_seconds / 6))
+        while not stopping.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    if not await outbox.acquire_lock(conn, self.lock_name):
+                        await _sleep(stopping, interval * 2)
+                        continue
+                    log.info("sweeper: this worker marks stale agents offline")
+                    while not stopping.is_set():
+                        if await self.sweep_once() and wake is not None:
+                            wake.set()
+                        await _sleep(stopping, interval)
+            except (MySQLError, OSError, ConnectionError) as exc:
+                log.warning("sweeper: %r; retrying in %.1fs", exc, interval)
+                await _sleep(stopping, interval)
+
+
+async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)

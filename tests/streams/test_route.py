@@ -1,0 +1,54 @@
+"""The repartition stage's pure parts: frames, ordering keys, the cross-partition order of a batch."""
+
+from __future__ import annotations
+
+import json
+
+from app import topics
+from streams.gitea_map import task_id_for_issue
+from streams.route import Source, event_key, frame, route_key, source_order, unframe
+from tests.gitea_samples import load_sample
+
+
+def src(value: object, *, topic: str = "x.agent.events", partition: int = 0, offset: int = 0, ts: float = 0.0) -> Source:
+    data = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return Source(topic, partition, offset, b"orig", data, ts)
+
+
+def test_a_frame_carries_the_source_position_and_the_value_byte_for_byte() -> None:
+    original = src(b'{"a": 1}\n\xff', partition=3, offset=42, ts=12.5)
+    assert unframe(frame(original)) == original
+
+
+def test_task_events_are_keyed_by_task_and_agent_only_events_by_agent() -> None:
+    assert event_key({"type": "task.started", "agent_id": "a", "task_id": "t"}) == "t"
+    assert event_key({"type": "log", "agent_id": "a", "task_id": "t"}) == "a"
+    assert event_key({"type": "agent.heartbeat", "agent_id": "a", "current_task_id": "t"}) == "a"
+    assert event_key({"type": "task.created", "id": "t"}) == "t"
+    assert event_key({"type": "deployment.started", "deployment_id": "d", "task_group_id": "g"}) == "d"
+    assert event_key({"type": "task.question_answered", "question_id": "q"}) == "q"
+
+
+def test_an_answer_without_its_task_goes_to_its_question_task() -> None:
+    answer = src({"type": "task.question_answered", "question_id": "q"}, topic="x.control.events")
+    assert route_key(topics.CONTROL_EVENTS, answer, {"q": "t"}) == b"t"
+    assert route_key(topics.CONTROL_EVENTS, answer, {}) == b"q"
+
+
+def test_gitea_deliveries_go_to_the_task_of_the_issue_or_branch() -> None:
+    sample = load_sample("issues__opened_aiworker")
+    envelope = {"event_type": "issues", "payload": sample.payload_bytes.decode()}
+    assert route_key(topics.GITEA_WEBHOOKS, src(envelope)) == task_id_for_issue(42, 17).encode()
+
+
+def test_unreadable_records_keep_their_key() -> None:
+    assert route_key(topics.AGENT_EVENTS, src(b"not json")) == b"orig"
+
+
+def test_the_batch_order_keeps_each_partition_and_merges_them_by_time() -> None:
+    a = [src({}, partition=0, offset=o, ts=t) for o, t in ((0, 1.0), (1, 5.0), (2, 3.0))]
+    b = [src({}, topic="x.control.events", offset=o, ts=t) for o, t in ((7, 2.0), (8, 4.0))]
+    ordered = source_order([b[1], a[2], a[0], b[0], a[1]], lambda s: s)
+    assert [(s.topic[-6:], s.offset) for s in ordered] == [
+        ("events", 0), ("events", 7), ("events", 8), ("events", 1), ("events", 2)]  # fmt: skip
+    assert [s.offset for s in ordered if s.topic == "x.agent.events"] == [0, 1, 2]  # never reordered
