@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(0.05, gt=0, le=60, description="longest wait to fill a fold batch, s")
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
+    park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="log level")
     k8s_api_url: str = Field("", description="k8s-watch: API server URL; empty: in-cluster service account, else ~/.kube/config")
     k8s_agent_namespace: str = Field("aiworker-agents", description="k8s-watch: namespace of the agent pods")
