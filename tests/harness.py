@@ -197,3 +197,70 @@ async def run_cli(settings: Settings, *args: str, timeout: float = 120.0) -> tup
         text = output.decode(errors="replace")
         raise AssertionError(f"`{' '.join(args)}` did not finish within {timeout:.0f}s:\n{text}") from None
     return int(process.returncode or 0), output.decode(errors="replace")
+
+
+class WebProcess:
+    """The web process (`python -m app web`) on its own port, as a deployment runs it."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        from app.broker import free_port
+
+        self.settings = settings.model_copy(update={"http_host": "127.0.0.1", "http_port": free_port()})
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    def start(self, timeout: float = 30.0) -> WebProcess:
+        import urllib.error
+        import urllib.request
+
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", "web"], env=settings_env(self.settings), stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the web process exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        raise AssertionError(f"the web process did not answer /healthz within {timeout:.0f}s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def produce_at(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:
+    """Produce (topic, key, value) records with acks=all; the (topic, partition, offset) of each."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
+        metadata = await asyncio.gather(*futures)
+        return [(m.topic, m.partition, m.offset) for m in metadata]
+    finally:
+        await producer.stop()

@@ -21,7 +21,9 @@ from tests.harness import WorkerProcess, eventually, fetch_all, fold_caught_up, 
 T0 = "2026-11-22T10:00:00Z"
 
 
-def dlq_record(settings: Settings, event: dict[str, Any] | bytes, *, reason: str, key: str, topic: str = topics.CONTROL_EVENTS):
+def dlq_record(
+    settings: Settings, event: dict[str, Any] | bytes, *, reason: str, key: str, topic: str = topics.CONTROL_EVENTS
+) -> tuple[str, bytes, bytes]:
     value = event if isinstance(event, bytes) else json.dumps(event).encode()
     try:
         text: str | None = value.decode()
