@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit integration bench install clean tools demo
+.PHONY: run test lint unit integration bench install clean tools demo test-faults soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ lint: install
 
 unit: install
 	$(BIN)/pytest -q tests/unit tests/streams tests/webhooks
+
+## test-faults: only the fault-injection runs (also part of `make test`)
+test-faults: install
+	$(BIN)/pytest -q -s -m faults tests/faults
+
+## soak: longer fault and fuzz runs (100,000 events per fault run, 2,000 fuzz examples per property)
+soak: install
+	AIWORKER_FAULT_EVENTS=100000 AIWORKER_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q -s tests/faults tests/fuzz
 
 bench: install
 	$(BIN)/python -m bench
