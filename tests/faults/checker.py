@@ -3,6 +3,8 @@ refused published; prints the run's table and returns it."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -51,8 +53,6 @@ async def _applied(pool: Any, load: Workload, sent: Sent) -> tuple[dict[str, str
 
 
 async def wait_until_folded(pool: Any, load: Workload, sent: Sent, timeout: float = 300.0) -> None:
-    import asyncio
-
     expected_logs = load.log_ids & sent.accepted
     expected = (sent.accepted - load.log_ids) | {f"gitea:{d}" for d in sent.deliveries}
     deadline = time.monotonic() + timeout
@@ -63,6 +63,19 @@ async def wait_until_folded(pool: Any, load: Workload, sent: Sent, timeout: floa
         await asyncio.sleep(1.0)
     missing = len(expected - set(outcomes)) + len(expected_logs - set(logs))
     raise AssertionError(f"{missing} accepted event(s) not folded within {timeout:.0f}s")
+
+
+async def _transitions(settings: Settings, load: Workload) -> tuple[list[Any], dict[tuple[Any, ...], set[str]]]:
+    records = []
+    for topic in (topics.TASK_TRANSITIONS, topics.AGENT_TRANSITIONS):
+        records += await read_records(settings.kafka_bootstrap, settings.topic(topic), timeout=20.0)
+    values = [json.loads(r.value) for r in records]
+    ours = [v for v in values if str(v.get("subject", "")).startswith(load.tag)]
+    ids_by_change: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for v in ours:
+        data = v["data"]
+        ids_by_change[(v["subject"], data["from"], data["to"], data["cause"]["id"])].add(v["id"])
+    return ours, ids_by_change
 
 
 async def check(name: str, settings: Settings, pool: Any, load: Workload, sent: Sent, *, fold_timeout: float = 300.0) -> Table:
@@ -81,25 +94,21 @@ async def check(name: str, settings: Settings, pool: Any, load: Workload, sent: 
     completed = {a: int(agents[a]["tasks_completed"]) for a in load.expected_completed if a in agents}
     double += sum(max(0, completed.get(a, 0) - n) for a, n in load.expected_completed.items())
     # Transitions: each change once per CloudEvent id; a repeated id is a harmless duplicate, never a new id.
-    records = []
-    for topic in (topics.TASK_TRANSITIONS, topics.AGENT_TRANSITIONS):
-        records += [r for r in await read_records(settings.kafka_bootstrap, settings.topic(topic), timeout=20.0)]
-    import json
-
-    values = [json.loads(r.value) for r in records]
-    ours = [v for v in values if str(v.get("subject", "")).startswith(load.tag)]
-    ids_by_change: dict[tuple[Any, ...], set[str]] = defaultdict(set)
-    for v in ours:
-        data = v["data"]
-        ids_by_change[(v["subject"], data["from"], data["to"], data["cause"]["id"])].add(v["id"])
+    # The outbox relay publishes after the fold commits (and backs off after trouble): wait for it, bounded.
+    deadline = time.monotonic() + 90.0
+    while True:
+        ours, ids_by_change = await _transitions(settings, load)
+        changes = {(s, f, t) for s, f, t, _ in ids_by_change}
+        missing_changes = [
+            (t, f, to) for t in load.expected_tasks
+            for f, to in ((None, "backlog"), ("backlog", "in_progress"), ("in_progress", "ready_to_test"))
+            if (t, f, to) not in changes
+        ]  # fmt: skip
+        if not missing_changes or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
     duplicates = len(ours) - len({v["id"] for v in ours})
     double += sum(len(ids) - 1 for ids in ids_by_change.values())
-    changes = {(s, f, t) for s, f, t, _ in ids_by_change}
-    missing_changes = [
-        (t, f, to) for t in load.expected_tasks
-        for f, to in ((None, "backlog"), ("backlog", "in_progress"), ("in_progress", "ready_to_test"))
-        if (t, f, to) not in changes
-    ]  # fmt: skip
     # Nothing refused was published.
     published = set()
     for topic in (topics.AGENT_EVENTS, topics.CONTROL_EVENTS):
