@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
+    kafka_fetch_max_wait_ms: int = Field(
+        50, ge=1, le=10_000, description="longest a consumer fetch waits for data, ms (Tansu answers only at the deadline)"
+    )
     spool_dir: Path = Field(Path("var/spool"), description="local spool of events accepted while the broker is down")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="spool bound, bytes; 0 disables the spool")
     kafka_send_timeout: float = Field(

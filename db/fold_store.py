@@ -19,6 +19,9 @@ JSON_COLUMNS: dict[str, frozenset[str]] = {
     "deployments": frozenset(),
 }
 TABLES = frozenset(JSON_COLUMNS)
+# BOOLEAN is TINYINT(1) in MySQL and MariaDB: read back as 0/1, decoded to bool so a row looks the same
+# whether it was just made in memory or loaded (transition payloads must not depend on which).
+BOOL_COLUMNS: dict[str, frozenset[str]] = {"task_groups": frozenset({"production_rollback_available"})}
 CHILD_KEYS = frozenset({("task_questions", "task_id")})
 
 Position = tuple[str, int]
@@ -42,6 +45,9 @@ def encode_value(table: str, column: str, value: Any) -> Any:
 
 def decode_row(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(row)
+    for column in BOOL_COLUMNS.get(table, ()):
+        if out.get(column) is not None:
+            out[column] = bool(out[column])
     for column in JSON_COLUMNS[table]:
         value = out.get(column)
         if isinstance(value, (str, bytes)):

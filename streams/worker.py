@@ -1,8 +1,9 @@
 """The Faust app of the fold workers: the router, the fold, the outbox relay and the sweeper, in one place.
 
 Two stages (see streams/route.py): `route` reads the three input topics and re-keys every record onto
-`fold.tasks` by its ordering entity; `fold` reads `fold.tasks` and folds batches into MySQL. Both take
-batches without acknowledging (`noack_take`) and acknowledge only after their transaction committed;
+`fold.tasks` by its ordering entity (a plain aiokafka consumer group, streams/router_loop.py, that commits
+after routing); `fold` (the Faust agent) reads `fold.tasks` and folds batches into MySQL, taking batches
+without acknowledging (`noack_take`) and acknowledging only after their transaction committed;
 database and broker trouble is retried with backoff, so a partition waits and never skips. During
 shutdown a failing batch is abandoned unacknowledged (it is redelivered to the next owner).
 """
@@ -23,9 +24,11 @@ from asyncmy.errors import MySQLError
 from app import topics
 from app.settings import Settings
 from db.pool import create_pool
+from streams import faust_transport
 from streams.fold import Fold, FoldStats, InputRecord
 from streams.relay import OutboxRelay
 from streams.repartition import Router
+from streams.router_loop import run_router
 from streams.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -144,16 +147,13 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
         autodiscover=False,
         web_enabled=False,
     )
+    faust_transport.install(app, settings.kafka_fetch_max_wait_ms)
     runtime = FoldRuntime(settings, bootstrap)
-    inputs = app.topic(*(settings.topic(name) for name in topics.INPUT_TOPICS), value_serializer="raw")
     internal = app.topic(settings.topic(topics.FOLD_TASKS), value_serializer="raw")
 
-    @app.agent(inputs, name="route")
-    async def route(stream: Any) -> None:
-        async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
-            await runtime.route_until_done(_records(events))
-            for event in events:
-                await stream.ack(event)
+    @app.task  # type: ignore[untyped-decorator]
+    async def route() -> None:
+        await run_router(runtime, settings, bootstrap)
 
     @app.agent(internal, name="fold")
     async def fold(stream: Any) -> None:

@@ -76,3 +76,11 @@ def test_transition_ids_derive_from_the_cause() -> None:
     assert topic == "task.transitions"
     assert event_id == transition_id("e1", move)
     assert b'"specversion":"1.0"' in payload and b'"subject":"t1"' in payload
+
+
+def test_boolean_columns_read_back_as_bool() -> None:
+    from db.fold_store import decode_row
+
+    assert decode_row("task_groups", {"id": "g", "production_rollback_available": 1})["production_rollback_available"] is True
+    assert decode_row("task_groups", {"id": "g", "production_rollback_available": 0})["production_rollback_available"] is False
+    assert decode_row("task_groups", {"id": "g", "task_ids": '["t1"]'})["task_ids"] == ["t1"]
