@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from app.settings import Settings
-from app.topics import ensure_topics
+from app.topics import TopicError, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,12 @@ def run_web(settings: Settings, bootstrap: str) -> int:
     from webhooks.server import init
 
     if settings.create_topics:
-        asyncio.run(ensure_topics(settings, bootstrap))
+        try:
+            asyncio.run(ensure_topics(settings, bootstrap, timeout=5.0))
+        except TopicError as exc:
+            # The web process must come up while the broker is down: it spools what it accepts (and drains a
+            # spool left by its previous run) until the broker is back. Missing topics are created by the worker.
+            log.warning("topics not checked, the broker is unreachable: %s", exc)
     print(f"aiworker-events web: listening on http://{settings.http_host}:{settings.http_port}", flush=True)
     web.run_app(
         init(settings, bootstrap),
