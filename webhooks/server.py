@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from app.settings import Settings
 from db.pool import create_pool
@@ -27,18 +28,31 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Size limit before reading the body; every error a client can cause as problem+json, never a 5xx."""
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return problem(413, f"the body has {request.content_length} bytes; the limit is {limit} (AIWORKER_MAX_BODY_BYTES)")
+        return _closing(413, f"the body has {request.content_length} bytes; the limit is {limit} (AIWORKER_MAX_BODY_BYTES)")
     try:
+        if request.body_exists:
+            # Read (and decode) the whole body, within the limit, before any answer: a body left unread or
+            # undecodable after the answer would break the connection instead of getting a 400.
+            await request.read()
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        return problem(413, f"the body is over the limit of {limit} bytes (AIWORKER_MAX_BODY_BYTES); send less per request")
+        return _closing(413, f"the body is over the limit of {limit} bytes (AIWORKER_MAX_BODY_BYTES); send less per request")
     except web.HTTPException as exc:
         if exc.status >= 400:
             detail = exc.text if exc.status not in (404, 405) else f"{request.method} {request.path} is not served here"
             return problem(exc.status, detail or exc.reason, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
         raise
-    except HttpProcessingError as exc:
-        return problem(400, f"the request body could not be read: {exc.message}; check its framing (chunked encoding)")
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        cause = exc.message if isinstance(exc, HttpProcessingError) else str(exc.__cause__ or exc)
+        cause = " ".join((cause or type(exc).__name__).split())
+        return _closing(400, f"the request body could not be read ({cause}); check its framing and Content-Encoding")
+
+
+def _closing(status: int, detail: str) -> web.Response:
+    """A problem answer that also closes the connection: the rest of the body is not read (or not readable)."""
+    response = problem(status, detail)
+    response.force_close()
+    return response
 
 
 @web.middleware

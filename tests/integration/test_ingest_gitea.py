@@ -171,3 +171,17 @@ async def test_refusals_have_the_right_status_and_publish_nothing(settings: Sett
             assert response.content_type == "application/problem+json"
             assert (await response.json())["detail"]
     assert await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), timeout=0.5) == []
+
+
+async def test_an_undecodable_body_is_400_and_the_next_request_works(settings: Settings) -> None:
+    sample = load_sample("create__branch")
+    headers = sample.signed_headers(settings.gitea_secret)
+    async with web_client(settings) as client:
+        for encoding in ("gzip", "deflate"):
+            response = await client.post(
+                "/webhooks/gitea", data=b"\x1f\x8b" + b"x" * 2000, headers={**headers, "Content-Encoding": encoding}
+            )
+            assert response.status == 400
+            assert "Content-Encoding" in (await response.json())["detail"]
+        response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers=headers)
+        assert response.status == 202
