@@ -49,6 +49,7 @@ soak: install
 	AIWORKER_FAULT_EVENTS=100000 AIWORKER_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q -s tests/faults tests/fuzz
 
 bench: install
+	@command -v wrk >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -qq wrk >/dev/null; } || echo 'bench: wrk not installed (apt-get install wrk); bench.ingest uses its Python load generator'
 	$(BIN)/python -m bench
 
 clean:
