@@ -39,13 +39,17 @@ def _row(raw: dict[str, Any]) -> ParkedEvent:
     )  # fmt: skip
 
 
-async def waits_of_entities(cur: Any, entities: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """For each entity with parked events: what its oldest parked event waits for (table, id)."""
+async def waits_of_entities(cur: Any, entities: Sequence[str], *, lock: bool = False) -> dict[str, tuple[str, str]]:
+    """For each entity with parked events: what its oldest parked event waits for (table, id).
+
+    `lock`: a locking read (the latest committed rows, waiting for a transaction that is taking them)."""
     if not entities:
         return {}
     marks = ", ".join(["%s"] * len(entities))
     await cur.execute(
-        f"SELECT entity, waits_table, waits_id FROM parked_events WHERE entity IN ({marks}) ORDER BY id", list(entities)
+        f"SELECT entity, waits_table, waits_id FROM parked_events WHERE entity IN ({marks}) ORDER BY id"
+        + (" FOR UPDATE" if lock else ""),
+        list(entities),
     )
     found: dict[str, tuple[str, str]] = {}
     for raw in await cur.fetchall():
@@ -81,6 +85,20 @@ async def take_waiting(cur: Any, waits_table: str, waits_ids: Sequence[str]) -> 
         ids = [int(r["id"]) for r in rows]
         await cur.execute(f"DELETE FROM parked_events WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
     return [_row(r) for r in rows]
+
+
+async def take_first_waiting(cur: Any, waits_table: str, waits_id: str) -> ParkedEvent | None:
+    """Remove and return the oldest event waiting for this row (locking read), or None."""
+    await cur.execute(
+        f"SELECT id, {', '.join(COLUMNS)} FROM parked_events WHERE waits_table = %s AND waits_id = %s"
+        " ORDER BY id LIMIT 1 FOR UPDATE",
+        [waits_table, waits_id],
+    )
+    raw = await cur.fetchone()
+    if raw is None:
+        return None
+    await cur.execute("DELETE FROM parked_events WHERE id = %s", [int(raw["id"])])
+    return _row(raw)
 
 
 async def take_expired(cur: Any, older_than_seconds: int, limit: int = 500) -> list[ParkedEvent]:

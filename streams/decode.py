@@ -8,18 +8,31 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from app import topics
 from app.envelope import GiteaEnvelope
-from app.events import AGENT_TYPES, CONTROL_TYPES, Event, parse_event
+from app.events import AGENT_TYPES, CONTROL_TYPES, Event, LogBatch, parse_event
 from streams import cloudevents
+from streams.machines import naive_utc
 from streams.route import Source
 
 DLQ_NAMESPACE = uuid.UUID("0b6f7f4e-3f0a-4b8e-8d2c-5a1e9c3b7d21")
 SOURCE_TYPES = {topics.AGENT_EVENTS: AGENT_TYPES, topics.CONTROL_EVENTS: CONTROL_TYPES}
 Decoded = Event | GiteaEnvelope | str
+# What a TIMESTAMP column holds (MySQL and MariaDB), at the second the fold stores: an event time outside it
+# would make the server refuse the whole transaction, so such an event is refused here, with a reason.
+TIMESTAMP_MIN = datetime(1970, 1, 1, 0, 0, 1)
+TIMESTAMP_MAX = datetime(2038, 1, 19, 3, 14, 7)
+
+
+def _time_out_of_range(moment: datetime) -> str | None:
+    stored = naive_utc(moment)
+    if TIMESTAMP_MIN <= stored <= TIMESTAMP_MAX:
+        return None
+    return f"time {moment.isoformat()} is outside what the database stores (1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z)"
 
 
 def _why(exc: ValidationError) -> str:
@@ -32,9 +45,11 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
     """The event in a record of `short_topic`, or why it cannot be one."""
     if short_topic == topics.GITEA_WEBHOOKS:
         try:
-            return GiteaEnvelope.decode(source.value)
+            envelope = GiteaEnvelope.decode(source.value)
         except ValidationError as exc:
             return f"invalid gitea.webhooks envelope: {_why(exc)}"
+        why = _time_out_of_range(envelope.received_at)
+        return envelope if why is None else f"invalid gitea.webhooks envelope: received_at: {why}"
     if short_topic not in SOURCE_TYPES:
         return f"records of topic {source.topic} are not folded by this worker"
     try:
@@ -49,6 +64,10 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
         return f"invalid event: {_why(exc)}"
     if event.type not in SOURCE_TYPES[short_topic]:
         return f"{event.type} does not belong on {source.topic}"
+    times = [event.time, *(line.time for line in event.logs)] if isinstance(event, LogBatch) else [event.time]
+    for moment in times:
+        if (why := _time_out_of_range(moment)) is not None:
+            return f"invalid event: {why}"
     return event
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from asyncmy.cursors import DictCursor
-from asyncmy.errors import DataError, IntegrityError
+from asyncmy.errors import DataError, IntegrityError, MySQLError
 
 from app import topics
 from app.envelope import GiteaEnvelope
@@ -27,11 +27,43 @@ from db import fold_store
 from streams import decode as decoding
 from streams.handlers import Context, handle
 from streams.logs import LogWriter
-from streams.parking import Parking, WorkItem
+from streams.parking import Parking, Wait, WorkItem
 from streams.route import Source, route_key, source_order, unframe
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+# Server errors that a record's own values cause (the same record fails the same way every time), whatever
+# class the driver gives them: asyncmy raises some as OperationalError (e.g. 1292 for a TIMESTAMP out of
+# range), which would otherwise be retried forever as database trouble and jam the partition.
+DATA_ERRNOS = frozenset({
+    1048, 1062, 1216, 1217, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140, 3819, 4025,
+})  # fmt: skip
+
+
+def refused_by_data(exc: BaseException) -> bool:
+    """Whether the server refused the change because of the values written (not a transient failure)."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return isinstance(exc, MySQLError) and bool(exc.args) and exc.args[0] in DATA_ERRNOS
+
+
+# The row an event creates (table, field naming its id): the events parked for that row wait for this event,
+# so it never parks behind them (it would wait for itself until the sweeper dead-letters them all).
+CREATORS = {
+    "project.upserted": ("projects", "project_id"), "agent.registered": ("agents", "agent_id"),
+    "task.created": ("tasks", "task_id"), "task_group.created": ("task_groups", "task_group_id"),
+    "task.question_asked": ("task_questions", "question_id"),
+}  # fmt: skip
+
+
+def creates(item: Event | GiteaEnvelope, wait: tuple[str, str]) -> bool:
+    """Whether `item` may create the row `wait` (a Gitea delivery keyed by a task may be its opened issue)."""
+    if isinstance(item, GiteaEnvelope):
+        return wait[0] == "tasks"
+    table, field_name = CREATORS.get(item.type, ("", ""))
+    return table == wait[0] and str(getattr(item, field_name, None) or item.id) == wait[1]
+
+
 COUNTERS = ("applied", "unchanged", "refused", "invalid", "duplicates", "replayed", "parked", "logs")
 
 
@@ -90,30 +122,104 @@ class Fold:
         """Fold the batch in one transaction; on a data error, record by record. DB trouble raises."""
         try:
             return await self._transaction(records)
-        except (IntegrityError, DataError) as exc:
+        except MySQLError as exc:
+            if not refused_by_data(exc):
+                raise
             log.warning("batch of %d hit %r; folding it record by record", len(records), exc)
         stats = FoldStats()
         for record in records:
-            try:
-                stats.add(await self._transaction([record]))
-            except (IntegrityError, DataError) as exc:
-                stats.add(await self._transaction([record], refuse=f"database refused the change: {exc.args[-1]}"))
+            stats.add(await self._record_alone(record))
         return stats
 
-    async def _transaction(self, records: Sequence[InputRecord], refuse: str | None = None) -> FoldStats:
+    async def _record_alone(self, record: InputRecord) -> FoldStats:
+        """One record in its own transaction. The database may refuse an event the record wakes (parked
+        earlier, waiting for a row the record creates) rather than the record itself: then the record is
+        folded without waking them, and they are folded one by one after it, each refused on its own.
+        Blaming the record would dead-letter a good event, keep the bad one parked, and refuse every
+        later creator of that row in turn."""
+        try:
+            return await self._transaction([record])
+        except MySQLError as exc:
+            if not refused_by_data(exc):
+                raise
+        created: list[tuple[str, str]] = []
+        try:
+            stats = await self._transaction([record], wake=False, created=created)
+        except MySQLError as exc:
+            if not refused_by_data(exc):
+                raise
+            where = f"{record.topic}/{record.partition}@{record.offset}"
+            log.error("record %s refused by the database: %r; it goes to the dlq", where, exc)
+            return await self._transaction([record], refuse=f"database refused the change: {exc.args[-1]}")
+        stats.add(await self._wake_one_by_one(created))
+        return stats
+
+    async def _wake_one_by_one(self, rows: list[tuple[str, str]]) -> FoldStats:
+        """Fold the events parked for these rows one per transaction, oldest first; those the database
+        refuses go to the dlq, the others apply (and the rows they create wake their waiters likewise)."""
+        stats = FoldStats()
+        queue = list(rows)
+        while queue:
+            wait = queue.pop(0)
+            while True:
+                created: list[tuple[str, str]] = []
+                try:
+                    taken = await self._transaction([], wake=False, created=created, woken=wait)
+                except MySQLError as exc:
+                    if not refused_by_data(exc):
+                        raise
+                    reason = f"database refused the change: {exc.args[-1]}"
+                    log.error("event parked for %s %s refused by the database: %r; it goes to the dlq", *wait, exc)
+                    taken = await self._transaction([], refuse=reason, woken=wait)
+                if taken is None:
+                    break
+                stats.add(taken)
+                queue += created
+        return stats
+
+    @overload
+    async def _transaction(
+        self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
+        created: list[tuple[str, str]] | None = None, woken: None = None,
+    ) -> FoldStats: ...  # fmt: skip
+
+    @overload
+    async def _transaction(
+        self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
+        created: list[tuple[str, str]] | None = None, woken: Wait,
+    ) -> FoldStats | None: ...  # fmt: skip
+
+    async def _transaction(
+        self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
+        created: list[tuple[str, str]] | None = None, woken: Wait | None = None,
+    ) -> FoldStats | None:  # fmt: skip
+        """Fold `records` in one transaction (with `woken`: the oldest event parked for that row instead;
+        None when there is none). `wake=False` leaves parked events parked and lists the created rows."""
         stats = FoldStats()
         async with self.pool.acquire() as conn:
             try:
                 await conn.begin()
                 async with conn.cursor(DictCursor) as cur:
-                    await self._fold(cur, records, stats, refuse)
+                    first = None
+                    if woken is not None:
+                        first = await Parking(cur, {}).take_first(woken, self.decode)
+                        if first is None:
+                            await conn.rollback()
+                            return None
+                    rows = await self._fold(cur, records, stats, refuse, wake=wake, first=first, woken=woken)
+                    if created is not None:
+                        created += rows
                 await conn.commit()
             except BaseException:
                 await conn.rollback()
                 raise
         return stats
 
-    async def _fold(self, cur: Any, records: Sequence[InputRecord], stats: FoldStats, refuse: str | None) -> None:
+    async def _fold(
+        self, cur: Any, records: Sequence[InputRecord], stats: FoldStats, refuse: str | None, *, wake: bool = True,
+        first: WorkItem | None = None, woken: Wait | None = None,
+    ) -> list[tuple[str, str]]:  # fmt: skip
+        """Fold the records (after `first`, an event taken from the parked ones); the rows created."""
         positions = await fold_store.lock_positions(cur, self.consumer, ((r.topic, r.partition) for r in records))
         fresh = [r for r in records if r.offset >= positions[(r.topic, r.partition)]]
         stats.replayed += len(records) - len(fresh)
@@ -131,11 +237,15 @@ class Fold:
             entity = (key or b"").decode("utf-8", "replace")
             items.append(WorkItem(source, self.decode(source), entity))
         items = source_order(items, lambda w: w.source)
+        if first is not None:
+            items.insert(0, first)
         uow = UnitOfWork(cur)
         ctx_of = {topic: Context(uow, topic, self.settings.topic) for topic in {i.source.topic for i in items}}
         events = [i.item for i in items if isinstance(i.item, Event | GiteaEnvelope) and not isinstance(i.item, Log | LogBatch)]
         seen = await fold_store.seen_event_ids(cur, [e.id for e in events])
         parking = await Parking.load(cur, [i.entity for i in items if i.entity])
+        if first is not None and woken is not None:
+            parking.release(first.entity, woken)  # its row exists: the events parked behind it follow it, one by one
         logs = await LogWriter.load(uow, [i for i in items if isinstance(i.item, Log | LogBatch)])
         await uow.preload("tasks", {str(getattr(e, "task_id", "")) for e in events if getattr(e, "task_id", None)})
         await uow.preload("agents", {e.agent_id for e in events if isinstance(e, Event) and hasattr(e, "agent_id")})
@@ -144,13 +254,14 @@ class Fold:
         while queue:
             for item in queue:
                 await self._one(item, refuse, ctx_of, seen, parking, logs, done, stats)
-            queue = await parking.wake(uow, self.decode)
+            queue = await parking.wake(uow, self.decode) if wake else []
             for item in queue:
                 ctx_of.setdefault(item.source.topic, Context(uow, item.source.topic, self.settings.topic))
         await uow.flush()
         await fold_store.record_event_ids(cur, done)
         await fold_store.save_positions(cur, self.consumer, positions)
         await logs.save(cur)
+        return list(uow.created)
 
     async def _one(
         self, work: WorkItem, refuse: str | None, ctx_of: dict[str, Context], seen: set[str], parking: Parking,
@@ -174,7 +285,10 @@ class Fold:
         if item.id in seen:
             stats.duplicates += 1
             return
-        if (wait := parking.waits_for(work.entity)) is not None:
+        wait = parking.waits_for(work.entity)
+        if wait is not None and not creates(item, wait):
+            wait = await parking.still_waits(ctx_of[source.topic].uow, work.entity)
+        if wait is not None and not creates(item, wait):
             await parking.park(work, wait, f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}")
             stats.parked += 1
             return

@@ -47,8 +47,33 @@ class Parking:
     async def load(cls, cur: Any, entities: Sequence[str]) -> Parking:
         return cls(cur, await sql.waits_of_entities(cur, sorted(set(entities))))
 
+    def release(self, entity: str, wait: Wait) -> None:
+        """`wait` is over for `entity` (its row exists): later events of the entity no longer park behind it."""
+        if self._waits.get(entity) == wait:
+            del self._waits[entity]
+
     def waits_for(self, entity: str) -> Wait | None:
         return self._waits.get(entity) if entity else None
+
+    async def still_waits(self, uow: UnitOfWork, entity: str) -> Wait | None:
+        """What `entity` waits for now: the row its oldest parked event waits for, when that row is still missing.
+
+        `load` reads without locks, so another worker may have created the awaited row and woken the parked
+        events since: parking behind them would wait for a row that exists, forever. The awaited row is read
+        with a lock (the latest committed version; the creator commits first), and when it exists, the
+        entity's parked events are read again, locked.
+        """
+        wait = self.waits_for(entity)
+        while wait is not None and await uow.get(*wait) is not None:
+            self.release(entity, wait)
+            fresh = (await sql.waits_of_entities(self.cur, [entity], lock=True)).get(entity)
+            if fresh is None:
+                return None
+            self._waits[entity] = fresh
+            if fresh == wait:
+                return wait  # parked in this transaction, for a row it created since: woken after this round, in order
+            wait = fresh
+        return wait
 
     async def park(self, work: WorkItem, wait: Wait, reason: str) -> None:
         item = work.item
@@ -63,6 +88,14 @@ class Parking:
         if work.entity:
             self._waits.setdefault(work.entity, wait)
 
+    async def take_first(self, wait: Wait, decode: Callable[[Source], Decoded]) -> WorkItem | None:
+        """The oldest event waiting for the row `wait` (removed from the parked events), or None."""
+        parked = await sql.take_first_waiting(self.cur, *wait)
+        if parked is None:
+            return None
+        self.release(parked.entity, wait)
+        return _work(parked, decode)
+
     async def wake(self, uow: UnitOfWork, decode: Callable[[Source], Decoded]) -> list[WorkItem]:
         """The parked events waiting for rows created since the last call, in parking order."""
         created = uow.created[self._woken :]
@@ -73,10 +106,11 @@ class Parking:
         woken: list[WorkItem] = []
         for table, ids in by_table.items():
             for parked in await sql.take_waiting(self.cur, table, ids):
-                if self._waits.get(parked.entity) == (parked.waits_table, parked.waits_id):
-                    del self._waits[parked.entity]
-                source = Source(
-                    parked.source_topic, parked.source_partition, parked.source_offset, parked.source_key, parked.payload
-                )
-                woken.append(WorkItem(source, decode(source), parked.entity))
+                self.release(parked.entity, (parked.waits_table, parked.waits_id))
+                woken.append(_work(parked, decode))
         return woken
+
+
+def _work(parked: sql.ParkedEvent, decode: Callable[[Source], Decoded]) -> WorkItem:
+    source = Source(parked.source_topic, parked.source_partition, parked.source_offset, parked.source_key, parked.payload)
+    return WorkItem(source, decode(source), parked.entity)

@@ -80,6 +80,8 @@ def _text(data: dict[str, Any], name: str) -> str | None:
 def event_key(data: dict[str, Any]) -> str | None:
     """The ordering key of a contract event (decoded JSON), or None when it names no entity."""
     kind = data.get("type")
+    if not isinstance(kind, str):
+        kind = None  # a wrong-typed `type` (a list, an object) names no event; the fold dead-letters it
     if kind in LOG_TYPES or kind in AGENT_ONLY:
         return _text(data, "agent_id")
     if kind == "project.upserted":

@@ -52,3 +52,10 @@ def test_the_batch_order_keeps_each_partition_and_merges_them_by_time() -> None:
     assert [(s.topic[-6:], s.offset) for s in ordered] == [
         ("events", 0), ("events", 7), ("events", 8), ("events", 1), ("events", 2)]  # fmt: skip
     assert [s.offset for s in ordered if s.topic == "x.agent.events"] == [0, 1, 2]  # never reordered
+
+
+def test_a_wrong_typed_event_type_is_routed_by_its_ids_not_a_crash() -> None:
+    """The topic fuzz suite: `"type": [...]` made the router raise TypeError (unhashable) and stop routing."""
+    for kind in ([1, 2], {"a": 1}, 7, None):
+        assert event_key({"type": kind, "agent_id": "a-1"}) == "a-1"
+        assert event_key({"type": kind, "task_id": "t-1", "agent_id": "a-1"}) == "t-1"

@@ -1,0 +1,87 @@
+"""What the database refuses (found by the topic fuzz suite): it is dead-lettered, never jams, never blames another.
+
+A batch the server refuses is folded record by record. The culprit may be an event parked earlier and woken by
+the record that creates its row: the record must still apply, the parked event alone go to the dlq, and the
+events parked behind it still follow. Values the server can never store (a time outside TIMESTAMP) are refused
+when decoded, with a reason, and errors the driver raises as OperationalError for such values are data errors.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from asyncmy.errors import OperationalError
+
+from app import topics
+from app.settings import Settings
+from streams.fold import Fold, refused_by_data
+from tests.harness import fetch_all
+from tests.integration.test_fold_engine import T0, Feed
+
+
+async def _dlq(pool: Any, settings: Settings) -> list[dict[str, Any]]:
+    rows = await fetch_all(pool, "SELECT payload FROM outbox WHERE topic = %s", [settings.topic(topics.DLQ)])
+    return [json.loads(bytes(r["payload"])) for r in rows]
+
+
+async def test_an_event_time_the_database_cannot_store_is_refused_with_a_reason(settings: Settings, pool: Any) -> None:
+    fold, feed = Fold(pool, settings), Feed(settings)
+    agent, late = f"a-t-{uuid.uuid4().hex[:8]}", f"a-t-{uuid.uuid4().hex[:8]}"
+    batch = [
+        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": "1970-01-01T00:00:00Z",
+                                          "agent_id": agent, "pod_name": agent}),
+        feed.record(topics.AGENT_EVENTS, {"id": f"r{late}", "type": "agent.registered", "time": T0, "agent_id": late,
+                                          "pod_name": late}),
+        feed.record(topics.AGENT_EVENTS, {"id": f"h{late}", "type": "agent.heartbeat", "time": "2100-01-01T00:00:00Z",
+                                          "agent_id": late, "status": "idle"}),
+    ]  # fmt: skip
+    stats = await fold.apply_batch(batch)  # before: OperationalError 1292, retried forever by the worker
+    assert (stats.applied, stats.invalid) == (1, 2)
+    assert [r["id"] for r in await fetch_all(pool, "SELECT id FROM agents WHERE id IN (%s, %s)", [agent, late])] == [late]
+    reasons = {d["source"]["offset"]: d["reason"] for d in await _dlq(pool, settings) if d["key"] is None}
+    assert "outside what the database stores" in reasons[0] and "outside what the database stores" in reasons[2]
+
+
+def test_values_the_server_refuses_are_data_errors_whatever_the_driver_calls_them() -> None:
+    assert refused_by_data(OperationalError(1292, "Incorrect datetime value"))
+    assert not refused_by_data(OperationalError(1213, "Deadlock found when trying to get lock"))
+    assert not refused_by_data(OperationalError(2013, "Lost connection to MySQL server during query"))
+
+
+async def test_a_parked_event_the_database_refuses_goes_alone_to_the_dlq(settings: Settings, pool: Any) -> None:
+    fold, feed = Fold(pool, settings), Feed(settings)
+    u = uuid.uuid4().hex[:8]
+    project, task, agent = f"p-r-{u}", f"t-r-{u}", f"a-r-{u}"
+    setup = [
+        feed.record(topics.CONTROL_EVENTS, {"id": f"p{project}", "type": "project.upserted", "time": T0,
+                                            "project_id": project, "name": "P", "k8s_namespace": project}),
+        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
+                                          "pod_name": agent}),
+    ]  # fmt: skip
+    assert (await fold.apply_batch(setup)).applied == 2
+    # Valid (65,535 characters at most) but 3 bytes each: more than a TEXT column holds. Both wait for the task.
+    poison = {"id": f"q{task}", "type": "task.question_asked", "time": T0, "agent_id": agent, "task_id": task,
+              "question_id": f"q-{u}", "question": "€" * 30_000}  # fmt: skip
+    started = {"id": f"s{task}", "type": "task.started", "time": T0, "agent_id": agent, "task_id": task}
+    early = [feed.record(topics.AGENT_EVENTS, started), feed.record(topics.AGENT_EVENTS, poison)]
+    assert (await fold.apply_batch(early)).parked == 2
+    created = {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task, "project_id": project, "title": "t"}
+    other = f"a-r2-{u}"
+    batch = [
+        feed.record(topics.CONTROL_EVENTS, created, 1),
+        feed.record(topics.AGENT_EVENTS, {"id": f"r{other}", "type": "agent.registered", "time": T0, "agent_id": other,
+                                          "pod_name": other}),
+    ]  # fmt: skip
+    stats = await fold.apply_batch(batch)
+    # Before: the task.created was refused as "database refused the change" and the question stayed parked, so every
+    # later creator of the task was refused in turn (and the events behind it never applied).
+    assert (stats.applied, stats.refused) == (3, 1), stats
+    [row] = await fetch_all(pool, "SELECT state, assigned_agent_id FROM tasks WHERE id = %s", [task])
+    assert (row["state"], row["assigned_agent_id"]) == ("in_progress", agent)
+    assert await fetch_all(pool, "SELECT id FROM agents WHERE id = %s", [other])
+    assert not await fetch_all(pool, "SELECT id FROM parked_events WHERE entity = %s", [task])
+    assert not await fetch_all(pool, "SELECT id FROM task_questions WHERE task_id = %s", [task])
+    refused = [d for d in await _dlq(pool, settings) if "database refused the change" in d["reason"]]
+    assert [(d["source"]["topic"], d["source"]["offset"]) for d in refused] == [(settings.topic(topics.AGENT_EVENTS), 2)]
