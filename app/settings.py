@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
     kafka_fetch_max_wait_ms: int = Field(
-        50, ge=1, le=10_000, description="longest a consumer fetch waits for data, ms (Tansu answers only at the deadline)"
+        20, ge=1, le=10_000, description="longest a consumer fetch waits for data, ms (Tansu answers only at the deadline)"
     )
     spool_dir: Path = Field(Path("var/spool"), description="local spool of events accepted while the broker is down")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="spool bound, bytes; 0 disables the spool")
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     gitea_secret_cache_seconds: float = Field(30.0, ge=0, le=3600, description="how long project webhook secrets are cached, s")
     worker_id: str = Field("aiworker-events", description="Faust app id (consumer group) of the fold workers")
     worker_batch_size: int = Field(500, ge=1, le=100_000, description="records folded per database transaction")
-    worker_batch_seconds: float = Field(0.05, gt=0, le=60, description="longest wait to fill a fold batch, s")
+    worker_batch_seconds: float = Field(0.02, gt=0, le=60, description="longest wait to fill a fold batch, s")
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
     park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")
