@@ -16,17 +16,19 @@ class ParkedEvent:
     waits_id: str
     entity: str
     event_id: str
+    """The id it is parked by: the event id, with the scope of an agent half (streams/route.py)."""
     source_topic: str
     source_partition: int
     source_offset: int
     source_key: bytes | None
     payload: bytes
     reason: str
+    scope: str | None = None
 
 
 COLUMNS = (
     "waits_table", "waits_id", "entity", "event_id", "source_topic", "source_partition", "source_offset", "source_key",
-    "payload", "reason",
+    "payload", "reason", "scope",
 )  # fmt: skip
 
 
@@ -35,7 +37,7 @@ def _row(raw: dict[str, Any]) -> ParkedEvent:
     return ParkedEvent(
         raw["waits_table"], raw["waits_id"], raw["entity"], raw["event_id"], raw["source_topic"],
         int(raw["source_partition"]), int(raw["source_offset"]),
-        key.encode() if isinstance(key, str) else key, bytes(raw["payload"]), raw["reason"],
+        key.encode() if isinstance(key, str) else key, bytes(raw["payload"]), raw["reason"], raw.get("scope"),
     )  # fmt: skip
 
 
@@ -66,7 +68,8 @@ async def park(cur: Any, events: Sequence[ParkedEvent]) -> None:
     for event in events:
         key = event.source_key.decode("utf-8", "replace")[:255] if event.source_key is not None else None
         params += [event.waits_table, event.waits_id, event.entity, event.event_id, event.source_topic,
-                   event.source_partition, event.source_offset, key, event.payload, event.reason[:512]]  # fmt: skip
+                   event.source_partition, event.source_offset, key, event.payload, event.reason[:512],
+                   event.scope]  # fmt: skip
     await cur.execute(f"INSERT IGNORE INTO parked_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(events))}", params)
 
 

@@ -73,6 +73,8 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
 
 def dlq_row(source: Source, reason: str, dlq_topic: str, *, part: str = "") -> tuple[str, str, str, bytes]:
     """(id, topic, key, value) of the dlq record of `source`; its id derives from the source position."""
+    if source.scope is not None and source.scope != "task":
+        part = f"|{source.scope}{part}"  # the agent half of an event (streams/route.py): a dlq record of its own
     dlq_id = str(uuid.uuid5(DLQ_NAMESPACE, f"{source.topic}|{source.partition}|{source.offset}{part}"))
     try:
         text: str | None = source.value.decode("utf-8")

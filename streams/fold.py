@@ -28,7 +28,7 @@ from streams import decode as decoding
 from streams.handlers import Context, handle
 from streams.logs import LogWriter
 from streams.parking import Parking, Wait, WorkItem
-from streams.route import Source, route_key, source_order, unframe
+from streams.route import Source, route_key, scoped_id, source_order, unframe
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,8 @@ class Fold:
         uow = UnitOfWork(cur)
         ctx_of = {topic: Context(uow, topic, self.settings.topic) for topic in {i.source.topic for i in items}}
         events = [i.item for i in items if isinstance(i.item, Event | GiteaEnvelope) and not isinstance(i.item, Log | LogBatch)]
-        seen = await fold_store.seen_event_ids(cur, [e.id for e in events])
+        scoped = [scoped_id(i.item.id, i.source.scope) for i in items if isinstance(i.item, Event | GiteaEnvelope)]
+        seen = await fold_store.seen_event_ids(cur, scoped)
         parking = await Parking.load(cur, [i.entity for i in items if i.entity])
         if first is not None and woken is not None:
             parking.release(first.entity, woken)  # its row exists: the events parked behind it follow it, one by one
@@ -281,8 +282,9 @@ class Fold:
                 stats.refused += 1
                 ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, reason, self.dlq_topic))
             return
-        position = (item.id, source.topic, source.partition, source.offset)
-        if item.id in seen:
+        event_id = scoped_id(item.id, source.scope)
+        position = (event_id, source.topic, source.partition, source.offset)
+        if event_id in seen:
             stats.duplicates += 1
             return
         wait = parking.waits_for(work.entity)
@@ -292,12 +294,12 @@ class Fold:
             await parking.park(work, wait, f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}")
             stats.parked += 1
             return
-        result = await handle(ctx_of[source.topic], item)
+        result = await handle(ctx_of[source.topic], item, source.scope)
         if result.parked is not None:
             await parking.park(work, result.parked, f"{result.parked[0]} {result.parked[1]} does not exist yet")
             stats.parked += 1
             return
-        seen.add(item.id)
+        seen.add(event_id)
         if result.refused is not None:
             stats.refused += 1
             ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, result.refused, self.dlq_topic))

@@ -22,7 +22,7 @@ from typing import Any
 
 from db import parking as sql
 from streams.decode import Decoded
-from streams.route import Source
+from streams.route import Source, scoped_id
 from streams.uow import UnitOfWork
 
 Wait = tuple[str, str]
@@ -78,11 +78,11 @@ class Parking:
     async def park(self, work: WorkItem, wait: Wait, reason: str) -> None:
         item = work.item
         assert not isinstance(item, str)
-        event_id = item.id
         source = work.source
+        event_id = scoped_id(item.id, source.scope)
         parked = sql.ParkedEvent(
             wait[0], wait[1], work.entity or f"{wait[0]}:{wait[1]}", event_id, source.topic, source.partition,
-            source.offset, source.key, source.value, reason,
+            source.offset, source.key, source.value, reason, source.scope,
         )  # fmt: skip
         await sql.park(self.cur, [parked])
         if work.entity:
@@ -112,5 +112,8 @@ class Parking:
 
 
 def _work(parked: sql.ParkedEvent, decode: Callable[[Source], Decoded]) -> WorkItem:
-    source = Source(parked.source_topic, parked.source_partition, parked.source_offset, parked.source_key, parked.payload)
+    source = Source(
+        parked.source_topic, parked.source_partition, parked.source_offset, parked.source_key, parked.payload,
+        scope=parked.scope,
+    )  # fmt: skip
     return WorkItem(source, decode(source), parked.entity)

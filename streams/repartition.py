@@ -20,7 +20,7 @@ from app import topics
 from app.settings import Settings
 from db import fold_store
 from streams.fold import InputRecord
-from streams.route import Source, decoded, frame, route_key, source_order
+from streams.route import Source, decoded, frame, route_keys, source_order
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 
@@ -47,8 +47,8 @@ class Router:
                     acks = []
                     for source in source_order(sources, lambda s: s):
                         r = source
-                        key = route_key(self._short.get(r.topic, ""), source, questions)
-                        acks.append(await self.send(self.target, key, frame(source)))
+                        for key, scope in route_keys(self._short.get(r.topic, ""), source, questions):
+                            acks.append(await self.send(self.target, key, frame(source, scope)))
                         positions[(r.topic, r.partition)] = r.offset + 1
                     await asyncio.gather(*acks)
                     await fold_store.save_positions(cur, self.consumer, positions)

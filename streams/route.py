@@ -6,13 +6,27 @@ events, the agent id for agent-only events and logs, the project, group or deplo
 others) and produces each record unchanged, framed with its source position, onto `fold.tasks`.
 The fold consumes `fold.tasks`: every event of one task goes through one partition, in one order.
 
-Frame: one line of JSON (`{"t": topic, "p": partition, "o": offset, "k": key}`), a newline, then
-the original record value byte for byte. The router only reads JSON; validation is the fold's job,
-and what the router cannot read is routed by its original key (the fold dead-letters it).
+Frame: one line of JSON (`{"t": topic, "p": partition, "o": offset, "k": key}`, and `"s": scope`
+for a half, below), a newline, then the original record value byte for byte. The router only reads
+JSON; validation is the fold's job, and what the router cannot read is routed by its original key
+(the fold dead-letters it).
+
+Scopes: an event that changes a task row and an agent row (task.started, task.ready_for_review) must
+be ordered with the task (its other sources) and with the agent (its heartbeats, its next task), and
+one key cannot give both. The router sends it twice: keyed by the task with scope "task" (the fold
+applies only its task effects) and keyed by the agent with scope "agent" (only its agent effects).
+Each half is de-duplicated, parked and dead-lettered on its own (ids carry the scope; the task half
+keeps the event id), so each is applied exactly once. The halves are independent: a half applies
+whenever its own machine allows it. A task.started refused for its task (e.g. cancelled) still makes
+the agent busy with it, and a ready_for_review still frees the agent and counts tasks_completed: the
+agent row says what the agent reports it is doing; the task row says what the task machine allows.
+(Making one half wait for the other's verdict would make the agent row depend on when the task half
+happened to be folded, and a replay could give other rows.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +39,10 @@ from streams import gitea_map
 T = TypeVar("T")
 LOG_TYPES = frozenset({"log", "log.batch"})
 AGENT_ONLY = frozenset({"agent.registered", "agent.heartbeat", "agent.error", "agent.stopped"})
+SPLIT = frozenset({"task.started", "task.ready_for_review"})
+"""Event types that change a task row and an agent row: routed as a task half and an agent half."""
+TASK_SCOPE, AGENT_SCOPE = "task", "agent"
+SCOPES = frozenset({TASK_SCOPE, AGENT_SCOPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +56,23 @@ class Source:
     value: bytes
     timestamp: float = 0.0
     """When the record was produced (broker CreateTime, seconds): orders records across partitions in a batch."""
+    scope: str | None = None
+    """Which effects of the event this record applies (a half, see the module docstring); None: all of them."""
 
 
-def frame(source: Source) -> bytes:
+def scoped_id(event_id: str, scope: str | None) -> str:
+    """The id a half is de-duplicated and parked by: the event id for the task half (and a whole event)."""
+    if scope is None or scope == TASK_SCOPE:
+        return event_id
+    scoped = f"{event_id}|{scope}"
+    return scoped if len(scoped) <= 191 else "sha256:" + hashlib.sha256(scoped.encode()).hexdigest()
+
+
+def frame(source: Source, scope: str | None = None) -> bytes:
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
-    fields = {"t": source.topic, "p": source.partition, "o": source.offset, "k": key, "ts": source.timestamp}
+    fields: dict[str, Any] = {"t": source.topic, "p": source.partition, "o": source.offset, "k": key, "ts": source.timestamp}
+    if scope is not None:
+        fields["s"] = scope
     header = json.dumps(fields, separators=(",", ":"))
     return header.encode() + b"\n" + source.value
 
@@ -55,7 +85,11 @@ def unframe(value: bytes) -> Source:
     header = json.loads(head)
     key = header.get("k")
     encoded = key.encode() if key is not None else None
-    return Source(str(header["t"]), int(header["p"]), int(header["o"]), encoded, body, float(header.get("ts") or 0.0))
+    scope = header.get("s")
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"fold.tasks frame has an unknown scope {scope!r}")
+    ts = float(header.get("ts") or 0.0)
+    return Source(str(header["t"]), int(header["p"]), int(header["o"]), encoded, body, ts, scope)
 
 
 def source_order(items: Iterable[T], source: Callable[[T], Source]) -> list[T]:
@@ -140,3 +174,16 @@ def route_key(short_topic: str, source: Source, question_tasks: Mapping[str, str
     else:
         key = event_key(data)
     return key.encode() if key is not None else source.key
+
+
+def route_keys(
+    short_topic: str, source: Source, question_tasks: Mapping[str, str] | None = None
+) -> list[tuple[bytes | None, str | None]]:
+    """The (fold.tasks key, scope) of each record the router sends for an input record: two halves for an event
+    that changes a task and an agent (SPLIT), else one whole record keyed by `route_key`."""
+    data = decoded(source) if short_topic == topics.AGENT_EVENTS else None
+    if data is not None and data.get("type") in SPLIT:
+        task_id, agent_id = _text(data, "task_id"), _text(data, "agent_id")
+        if task_id is not None and agent_id is not None:
+            return [(task_id.encode(), TASK_SCOPE), (agent_id.encode(), AGENT_SCOPE)]
+    return [(route_key(short_topic, source, question_tasks), None)]

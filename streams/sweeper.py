@@ -71,7 +71,12 @@ class Sweeper:
                     expired = await parked_sql.take_expired(cur, self.settings.park_seconds)
                     for event in expired:
                         source = Source(
-                            event.source_topic, event.source_partition, event.source_offset, event.source_key, event.payload
+                            event.source_topic,
+                            event.source_partition,
+                            event.source_offset,
+                            event.source_key,
+                            event.payload,
+                            scope=event.scope,
                         )
                         why = f"waited {self.settings.park_seconds}s for {event.waits_table} {event.waits_id}, which never came"
                         uow.outbox.append(decode.dlq_row(source, why, self.settings.topic(topics.DLQ)))

@@ -13,8 +13,10 @@ from streams.machines.domain import Input
 __all__ = ["EFFECTS", "Context", "Handled", "handle"]
 
 
-async def handle(ctx: Context, event: Input | GiteaEnvelope) -> Handled:
-    """Apply one event (or Gitea delivery) to every row it touches, or to none; transitions go to the outbox."""
+async def handle(ctx: Context, event: Input | GiteaEnvelope, scope: str | None = None) -> Handled:
+    """Apply one event (or Gitea delivery) to every row it touches, or to none; transitions go to the outbox.
+
+    `scope`: only the effects on the task ("task") or on the agent ("agent") of an event the router split."""
     if isinstance(event, GiteaEnvelope):
         return await gitea.delivery(ctx, event)
     if isinstance(event, TaskQuestionAsked):
@@ -23,4 +25,4 @@ async def handle(ctx: Context, event: Input | GiteaEnvelope) -> Handled:
         return await questions.answered(ctx, event)
     if isinstance(event, DeploymentEvent):
         return await deploy.deployment(ctx, event)
-    return await apply_effects(ctx, event)
+    return await apply_effects(ctx, event, scope)

@@ -71,11 +71,21 @@ NEEDS: dict[str, tuple[tuple[str, Callable[[Input], str | None]], ...]] = {
 }
 
 
-async def apply_effects(ctx: Context, event: Input) -> Handled:
-    """Apply `event` to every row it touches, or to none."""
+def scoped(effects: tuple[Effect, ...], scope: str | None) -> tuple[Effect, ...]:
+    """The effects of one half of a split event: the agent row ("agent"), or every other row ("task")."""
+    if scope is None:
+        return effects
+    return tuple(e for e in effects if (e.table == "agents") == (scope == "agent"))
+
+
+async def apply_effects(ctx: Context, event: Input, scope: str | None = None) -> Handled:
+    """Apply `event` to every row it touches (of its `scope`), or to none.
+
+    Both halves need every row of NEEDS (the task row names its agent, the agent row its task: foreign keys)."""
     effects = EFFECTS.get(event.type)
     if effects is None:
         return Handled(False, ignored=f"{event.type} changes no rows", kind=event.type)
+    effects = scoped(effects, scope)
     needs = [(table, key(event)) for table, key in NEEDS.get(event.type, ())]
     if (wait := await missing(ctx, needs)) is not None:
         return Handled(False, parked=wait)

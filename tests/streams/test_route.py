@@ -59,3 +59,19 @@ def test_a_wrong_typed_event_type_is_routed_by_its_ids_not_a_crash() -> None:
     for kind in ([1, 2], {"a": 1}, 7, None):
         assert event_key({"type": kind, "agent_id": "a-1"}) == "a-1"
         assert event_key({"type": kind, "task_id": "t-1", "agent_id": "a-1"}) == "t-1"
+
+
+def test_an_event_of_a_task_and_an_agent_is_routed_as_two_halves() -> None:
+    from streams.route import route_keys, scoped_id
+
+    for kind in ("task.started", "task.ready_for_review"):
+        event = {"id": "e-1", "type": kind, "agent_id": "a-1", "task_id": "t-1"}
+        assert route_keys(topics.AGENT_EVENTS, src(event)) == [(b"t-1", "task"), (b"a-1", "agent")]
+    heartbeat = {"id": "h-1", "type": "agent.heartbeat", "agent_id": "a-1", "status": "idle"}
+    assert route_keys(topics.AGENT_EVENTS, src(heartbeat)) == [(b"a-1", None)]
+    asked = {"id": "q-1", "type": "task.question_asked", "agent_id": "a-1", "task_id": "t-1", "question_id": "q"}
+    assert route_keys(topics.AGENT_EVENTS, src(asked)) == [(b"t-1", None)]  # changes no agent row: one record
+    source = Source("agent.events", 1, 5, b"a-1", b'{"x": 1}', 2.0)
+    assert unframe(frame(source, "agent")).scope == "agent" and unframe(frame(source)).scope is None
+    assert scoped_id("e-1", "task") == "e-1" and scoped_id("e-1", "agent") == "e-1|agent"
+    assert len(scoped_id("x" * 191, "agent")) <= 191
