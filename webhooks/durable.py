@@ -70,9 +70,9 @@ class DurableSink:
         try:
             await self.publisher.publish(records, timeout=self.send_timeout)
         except PublishError as exc:
-            self.metrics.produce_seconds.labels("error").observe(time.perf_counter() - started)
+            self.metrics.produce_error.observe(time.perf_counter() - started)
             return await self._spool(records, str(exc))
-        self.metrics.produce_seconds.labels("ok").observe(time.perf_counter() - started)
+        self.metrics.produce_ok.observe(time.perf_counter() - started)
         return "broker"
 
     async def _spool(self, records: list[OutRecord], why: str) -> Via:

@@ -8,11 +8,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
 from app import topics
-from app.envelope import make_envelope
+from app.envelope import encode_envelope
 from webhooks.durable import UnavailableError
 from webhooks.gitea_signature import (
     GiteaPayloadError,
@@ -32,6 +33,7 @@ from webhooks.state import METRICS, SECRETS, SETTINGS, SINK
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 DELIVERY_NAMESPACE = uuid.UUID("0b8f5a52-5d1e-4c55-9a43-6f4c1d2e7a10")
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}  # as web.json_response answers
 
 
 def repository_of(payload: dict[str, Any]) -> Repo:
@@ -104,22 +106,24 @@ async def post_gitea(request: web.Request) -> web.Response:
             "webhook in Gitea), or AIWORKER_GITEA_INSECURE=true to accept unsigned deliveries (development only)",
         )
     delivery = delivery_id(request.headers) or str(uuid.uuid5(DELIVERY_NAMESPACE, f"{kind}\n{text}"))
+    delivery = delivery[:191]
     try:
-        envelope = make_envelope(
-            delivery_id=delivery[:191],
+        value = encode_envelope(
+            delivery_id=delivery,
             event_type=kind,
             event_group=(header(request.headers, "X-Gitea-Event") or "").strip().lower()[:100],
             received_at=datetime.now(UTC),
             repository=repo.full_name,
-            payload=payload,
+            payload=text,
         )
     except ValidationError as exc:
         return problem(400, f"the delivery's headers do not make a valid envelope: {exc.errors()[0]['msg']}")
-    record = OutRecord(settings.topic(topics.GITEA_WEBHOOKS), repo.full_name.encode(), envelope.encode())
+    record = OutRecord(settings.topic(topics.GITEA_WEBHOOKS), repo.full_name.encode(), value)
     try:
         via = await request.app[SINK].accept([record])
     except UnavailableError as exc:
         return problem(503, f"{exc}; the delivery was not accepted, redeliver it from Gitea later",
                        headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
     request.app[METRICS].gitea_accepted(kind)
-    return web.json_response({"delivery_id": envelope.delivery_id, "event_type": kind, "durable": via}, status=202)
+    answer = orjson.dumps({"delivery_id": delivery, "event_type": kind, "durable": via})
+    return web.Response(body=answer, status=202, headers=JSON_HEADERS)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from app.settings import Settings
 from webhooks import WebhooksError
@@ -22,6 +24,26 @@ class OutRecord:
     topic: str
     key: bytes
     value: bytes
+
+
+class KeyPartitioner:
+    """aiokafka's DefaultPartitioner with the murmur2 hash of recent keys remembered (pure Python in aiokafka,
+    and most deliveries name a repository seen just before): the same partition for the same key."""
+
+    MAX_KEYS = 4096
+
+    def __init__(self) -> None:
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self.MAX_KEYS:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
 
 class KafkaPublisher:
@@ -59,6 +81,7 @@ class KafkaPublisher:
             # keeping it short limits the duplicates a late delivery of an abandoned batch can cause.
             request_timeout_ms=int(wait * 1000),
             retry_backoff_ms=100,
+            partitioner=KeyPartitioner(),
         )
         try:
             async with asyncio.timeout(wait):
@@ -92,8 +115,12 @@ class KafkaPublisher:
         producer = self.producer
         try:
             async with asyncio.timeout(timeout):
-                futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in records]
-                await asyncio.gather(*futures)
+                if len(records) == 1:  # a Gitea delivery: no gather (a task per request) needed
+                    record = records[0]
+                    await (await producer.send(record.topic, value=record.value, key=record.key))
+                else:
+                    futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in records]
+                    await asyncio.gather(*futures)
         except (KafkaError, TimeoutError, OSError) as exc:
             self._failed(exc)
             raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s: {exc!r}") from exc

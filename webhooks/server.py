@@ -66,7 +66,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         status = response.status
         return response
     finally:
-        request.app[METRICS].requests.labels(route, request.method if route != "unmatched" else "-", str(status)).inc()
+        request.app[METRICS].request_done(route, request.method if route != "unmatched" else "-", status)
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:

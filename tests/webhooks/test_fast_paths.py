@@ -1,0 +1,99 @@
+"""The hot path's shortcuts write and decide exactly what the slower originals did."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from app.envelope import GiteaEnvelope, encode_envelope, make_envelope
+from webhooks.gitea_api import repository_of
+from webhooks.gitea_signature import GiteaPayloadError, parse_payload
+from webhooks.publisher import KeyPartitioner
+
+utc_times = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
+
+
+@given(
+    delivery=st.text(min_size=1, max_size=191),
+    kind=st.text(max_size=100),
+    group=st.text(max_size=100),
+    when=utc_times,
+    repository=st.text(max_size=255),
+    payload=st.text(max_size=300),
+)
+def test_encode_envelope_writes_the_models_json(
+    delivery: str, kind: str, group: str, when: datetime, repository: str, payload: str
+) -> None:
+    if not _utf8(payload):
+        return
+    expected = make_envelope(
+        delivery_id=delivery,
+        event_type=kind,
+        event_group=group,
+        received_at=when,
+        repository=repository,
+        payload=payload.encode(),
+    ).encode()
+    written = encode_envelope(
+        delivery_id=delivery, event_type=kind, event_group=group, received_at=when, repository=repository, payload=payload
+    )
+    assert written == expected
+    assert GiteaEnvelope.decode(written) == GiteaEnvelope.decode(expected)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_encode_envelope_keeps_the_models_refusals_and_offsets() -> None:
+    moment = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    with pytest.raises(ValidationError):
+        encode_envelope(delivery_id="", event_type="push", event_group="", received_at=moment, repository="", payload="{}")
+    with pytest.raises(ValidationError):
+        encode_envelope(delivery_id="d", event_type="x" * 101, event_group="", received_at=moment, repository="", payload="{}")
+    elsewhere = moment.astimezone(timezone(timedelta(hours=2)))
+    written = encode_envelope(
+        delivery_id="d", event_type="push", event_group="push", received_at=elsewhere, repository="o/r", payload="{}"
+    )
+    model = make_envelope(
+        delivery_id="d", event_type="push", event_group="push", received_at=elsewhere, repository="o/r", payload=b"{}"
+    )
+    assert written == model.encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a": NaN}', b'{"repository": {"id": 123456789012345678901234567890, "full_name": "o/r"}}', b'{"repository": {"id": 1.5}}',
+     b'{"a": "\\ud800"}', b"\xef\xbb\xbf{}", b'{"a": 1e400}',
+     b"[" * 600 + b"]" * 600, b'{"repository": {"id": 1}, "repository": {"id": 2}}', b'{"a": -0}'],
+)  # fmt: skip
+def test_parse_payload_accepts_what_the_standard_library_accepts(raw: bytes) -> None:
+    try:
+        expected = json.loads(raw)
+    except (ValueError, RecursionError):
+        with pytest.raises(GiteaPayloadError):
+            parse_payload(raw)
+        return
+    if not isinstance(expected, dict):
+        with pytest.raises(GiteaPayloadError):
+            parse_payload(raw)
+        return
+    assert repository_of(parse_payload(raw)) == repository_of(expected)
+
+
+@given(key=st.binary(max_size=64), partitions=st.integers(min_value=1, max_value=64))
+def test_key_partitioner_is_the_default_one(key: bytes, partitions: int) -> None:
+    every = list(range(partitions))
+    cached = KeyPartitioner()
+    assert cached(key, every, every) == DefaultPartitioner()(key, every, every)
+    assert cached(key, every, every) == DefaultPartitioner()(key, every, every)
