@@ -6,18 +6,25 @@ to a consumer group of the tool after every re-produced batch, so an interrupted
 it stopped (the default group is derived from the filters; --from-start ignores it). Re-driving a
 record twice applies it once: the fold de-duplicates by event id. --dry-run folds the candidates in
 a transaction that is rolled back and prints what each would do.
+
+A dlq record of a big original carries only its start (`truncated`): the original is re-read from its
+source position and re-driven only when its sha256 matches; when it is gone (retention) or differs, the
+record is not re-driven and is counted `unavailable`, with a line saying where the original was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
+import json
 import re
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -60,13 +67,14 @@ class ReplayCounts:
     filtered: int = 0
     unreadable: int = 0
     foreign: int = 0
+    unavailable: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         verdicts = "".join(f" {name}={count}" for name, count in sorted(self.verdicts.items()))
         return (
             f"replay: scanned={self.scanned} matched={self.matched} replayed={self.replayed} filtered={self.filtered}"
-            f" unreadable={self.unreadable} foreign={self.foreign}{verdicts}"
+            f" unreadable={self.unreadable} foreign={self.foreign} unavailable={self.unavailable}{verdicts}"
         )
 
 
@@ -131,7 +139,49 @@ class Replayer:
         self.counts.matched += 1
         return entry
 
+    async def _originals(self, entries: Sequence[DlqEntry]) -> list[DlqEntry]:
+        """The entries with their whole original: truncated ones re-read from the source position (digest checked)."""
+        if not any(e.truncated for e in entries):
+            return list(entries)
+        whole: list[DlqEntry] = []
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20,
+                                    max_partition_fetch_bytes=64 << 20)  # fmt: skip
+        await consumer.start()
+        try:
+            for entry in entries:
+                if not entry.truncated:
+                    whole.append(entry)
+                    continue
+                original = await self._read_at(consumer, entry)
+                where = f"{entry.topic}/{entry.partition}@{entry.offset}"
+                if original is None or hashlib.sha256(original.value or b"").hexdigest() != entry.value_sha256:
+                    self.counts.unavailable += 1
+                    self.console.print(
+                        f"dlq {entry.dlq_partition}@{entry.dlq_offset}: holds only the start of the record at {where},"
+                        " which is no longer there (or differs); not re-driven",
+                        soft_wrap=True, markup=False,
+                    )  # fmt: skip
+                    continue
+                event = _event_of(original.value)
+                whole.append(dataclasses.replace(entry, key=original.key, value=original.value, event=event, truncated=False))
+        finally:
+            await consumer.stop()
+        return whole
+
+    async def _read_at(self, consumer: AIOKafkaConsumer, entry: DlqEntry) -> Any:
+        """The record at the entry's source position, or None when it is not there (anymore)."""
+        tp = TopicPartition(entry.topic, entry.partition)
+        consumer.assign([tp])
+        consumer.seek(tp, entry.offset)
+        deadline = time.monotonic() + min(self.options.idle_timeout, 10.0)
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            for record in batch.get(tp, []):
+                return record if record.offset == entry.offset else None
+        return None
+
     async def _redrive(self, producer: AIOKafkaProducer, pool: object, entries: Sequence[DlqEntry]) -> None:
+        entries = await self._originals(entries)
         if not entries:
             return
         if self.options.dry_run:
@@ -166,7 +216,7 @@ class Replayer:
             bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=self.settings.kafka_idempotence,
-            max_request_size=max(self.settings.max_body_bytes + 64 * 1024, 1024 * 1024),
+            max_request_size=max(self.settings.max_body_bytes, 1024 * 1024) + 1024 * 1024,
         )
         pool = await create_pool(self.settings.database_url, minsize=1, maxsize=2)
         try:
@@ -263,13 +313,20 @@ class Replayer:
         return entries, commits
 
 
+def _event_of(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        event = json.loads(value or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return event if isinstance(event, dict) else None
+
+
 def summary(counts: ReplayCounts, dry: bool) -> Table:
     table = Table(title="dry run (nothing was changed)" if dry else "replay")
-    for name in ("scanned", "matched", "replayed", "filtered", "unreadable", "foreign"):
+    names = ("scanned", "matched", "replayed", "filtered", "unreadable", "foreign", "unavailable")
+    for name in names:
         table.add_column(name, justify="right")
-    table.add_row(
-        *(str(getattr(counts, name)) for name in ("scanned", "matched", "replayed", "filtered", "unreadable", "foreign"))
-    )
+    table.add_row(*(str(getattr(counts, name)) for name in names))
     return table
 
 

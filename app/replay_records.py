@@ -2,6 +2,8 @@
 
 A dlq record (JSON on <prefix>dlq, key = original key): {"id", "reason", "source": {"topic",
 "partition", "offset"}, "key", "value" (original text) or "value_base64"}; the fold may add fields.
+A big original is copied cut (`truncated: true`, with `value_size` and `value_sha256`): the replay
+re-reads it from its source position and checks its digest (see app/replay.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class DlqEntry:
     key: bytes | None
     value: bytes
     event: dict[str, Any] | None = field(default=None, compare=False)
+    truncated: bool = False
+    """`value` (and maybe `key`) is only the start of the original: re-read it from the source position."""
+    value_sha256: str | None = None
 
     @property
     def event_type(self) -> str:
@@ -95,6 +100,10 @@ def parse_dlq_record(partition: int, offset: int, timestamp_ms: int, value: byte
     else:
         raise DlqFormatError("neither value nor value_base64")
     key = body.get("key")
+    truncated = body.get("truncated") is True
+    digest = body.get("value_sha256")
+    if truncated and not isinstance(digest, str):
+        raise DlqFormatError("truncated, but no value_sha256")
     try:
         event = json.loads(original)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -111,6 +120,8 @@ def parse_dlq_record(partition: int, offset: int, timestamp_ms: int, value: byte
         key=key.encode("utf-8") if isinstance(key, str) else None,
         value=original,
         event=event if isinstance(event, dict) else None,
+        truncated=truncated,
+        value_sha256=digest if isinstance(digest, str) else None,
     )
 
 

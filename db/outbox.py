@@ -19,7 +19,7 @@ async def acquire_lock(conn: Any, name: str) -> bool:
 async def unpublished(conn: Any, limit: int) -> list[dict[str, Any]]:
     async with conn.cursor(DictCursor) as cur:
         await cur.execute(
-            "SELECT id, topic, message_key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s",
+            "SELECT id, event_id, topic, message_key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s",
             [limit],
         )
         rows = list(await cur.fetchall())
@@ -33,6 +33,15 @@ async def mark_published(conn: Any, ids: list[int]) -> None:
     async with conn.cursor() as cur:
         await cur.execute(
             f"UPDATE outbox SET published_at = CURRENT_TIMESTAMP(3) WHERE id IN ({', '.join(['%s'] * len(ids))})", ids
+        )
+    await conn.commit()
+
+
+async def replace_by_note(conn: Any, row_id: int, topic: str, note: bytes) -> None:
+    """Replace an unpublishable row (in place: it keeps its turn) by a dlq note, published next round."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "UPDATE outbox SET topic = %s, payload = %s WHERE id = %s AND published_at IS NULL", [topic, note, row_id]
         )
     await conn.commit()
 

@@ -6,6 +6,7 @@ What cannot be decoded is a reason (str) the fold sends to the dlq with the reco
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -71,22 +72,49 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
     return event
 
 
+DLQ_VALUE_BYTES = 64 * 1024
+"""At most this much of the original value is copied into its dlq record (a record of any size stays publishable)."""
+DLQ_KEY_CHARS = 255
+"""At most this much of the original key (the outbox's message_key column holds 255 characters)."""
+
+
+def _text(data: bytes, *, cut: bool) -> str | None:
+    """`data` as text, or None when it is not UTF-8 (`cut`: a prefix, which may end inside one character)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8")  # a prefix cut inside one character
+        return None
+
+
 def dlq_row(source: Source, reason: str, dlq_topic: str, *, part: str = "") -> tuple[str, str, str, bytes]:
-    """(id, topic, key, value) of the dlq record of `source`; its id derives from the source position."""
+    """(id, topic, key, value) of the dlq record of `source`; its id derives from the source position.
+
+    The record carries the original value (text, else base64) when it is at most DLQ_VALUE_BYTES; a bigger one
+    is cut to its first DLQ_VALUE_BYTES with `truncated: true`, `value_size` and `value_sha256` (the replay
+    re-reads the original from the source position, app/replay.py). Likewise a key longer than DLQ_KEY_CHARS.
+    """
     if source.scope is not None and source.scope != "task":
         part = f"|{source.scope}{part}"  # the agent half of an event (streams/route.py): a dlq record of its own
     dlq_id = str(uuid.uuid5(DLQ_NAMESPACE, f"{source.topic}|{source.partition}|{source.offset}{part}"))
-    try:
-        text: str | None = source.value.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    key = source.key.decode("utf-8", "replace") if source.key is not None else ""
-    body = {
+    value = source.value[:DLQ_VALUE_BYTES]
+    text = _text(value, cut=len(value) < len(source.value))
+    full_key = source.key.decode("utf-8", "replace") if source.key is not None else ""
+    key = full_key[:DLQ_KEY_CHARS]
+    body: dict[str, object] = {
         "id": dlq_id,
         "reason": reason,
         "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
         "key": key if source.key is not None else None,
         "value": text,
-        "value_base64": None if text is not None else base64.b64encode(source.value).decode(),
+        "value_base64": None if text is not None else base64.b64encode(value).decode(),
     }
+    if len(value) < len(source.value) or len(key) < len(full_key):
+        body |= {
+            "truncated": True,
+            "value_size": len(source.value),
+            "value_sha256": hashlib.sha256(source.value).hexdigest(),
+            "key_size": len(source.key or b""),
+        }
     return dlq_id, dlq_topic, key, cloudevents.dumps(body)

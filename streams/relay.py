@@ -3,16 +3,32 @@
 One relay publishes at a time across all workers (a named server lock), so the order of rows in
 the outbox is the order on the topics. A crash between publish and mark re-publishes the same
 CloudEvent ids (at least once, duplicates recognisable by id).
+
+A row the broker can never take (too large for it, an invalid topic: errors that no retry cures) must
+not hold up every row behind it: it is replaced, in place, by a small dlq note naming the outbox row,
+its event id, topic, size and the error (logged at ERROR), and the rows published beside it are marked.
+Trouble that a retry may cure (broker down, timeouts) publishes nothing new and is retried with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from asyncmy.errors import MySQLError
 
 from db import outbox
@@ -20,11 +36,35 @@ from db.pool import parse_database_url
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+# What no retry cures: the row itself is unpublishable.
+UNPUBLISHABLE = (
+    MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, InvalidTopicError, CorruptRecordException,
+    UnsupportedForMessageFormatError,
+)  # fmt: skip
+NOTE_NAMESPACE = uuid.UUID("3d0c1f7e-52a4-4c59-9d0e-8f3b7a61c2d4")
+
+
+def unpublishable_note(row: dict[str, Any], error: BaseException) -> bytes:
+    """The dlq note that replaces an outbox row the broker cannot take (no `source`: not for the replay)."""
+    payload = bytes(row["payload"])
+    body = {
+        "id": str(uuid.uuid5(NOTE_NAMESPACE, str(row["event_id"]))),
+        "reason": f"outbox row {row['id']} could not be published to {row['topic']}: {error!r}",
+        "outbox": {
+            "id": int(row["id"]), "event_id": row["event_id"], "topic": row["topic"], "key": row["message_key"],
+            "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(), "head": payload[:512].decode("utf-8", "replace"),
+        },
+        "source": None,
+    }  # fmt: skip
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class OutboxRelay:
-    def __init__(self, pool: Any, send: Send, *, database_url: str, batch_size: int, prune_after_seconds: int = 3600):
+    def __init__(
+        self, pool: Any, send: Send, *, database_url: str, batch_size: int, dlq_topic: str, prune_after_seconds: int = 3600
+    ):
         self.pool = pool
+        self.dlq_topic = dlq_topic
         self.send = send
         self.batch_size = batch_size
         self.prune_after_seconds = prune_after_seconds
@@ -37,10 +77,29 @@ class OutboxRelay:
         rows = await outbox.unpublished(conn, self.batch_size)
         if not rows:
             return 0
-        acks = [await self.send(row["topic"], row["message_key"].encode(), bytes(row["payload"])) for row in rows]
-        await asyncio.gather(*acks)
-        await outbox.mark_published(conn, [int(row["id"]) for row in rows])
-        self.published += len(rows)
+        outcomes: list[BaseException | None] = []
+        acks: list[Awaitable[Any]] = []
+        for row in rows:
+            try:
+                acks.append(await self.send(row["topic"], row["message_key"].encode(), bytes(row["payload"])))
+                outcomes.append(None)
+            except UNPUBLISHABLE as exc:  # refused before it was sent (e.g. larger than max_request_size)
+                outcomes.append(exc)
+        results = iter(await asyncio.gather(*acks, return_exceptions=True))
+        outcomes = [outcome if outcome is not None else _error(next(results)) for outcome in outcomes]
+        retry = next((e for e in outcomes if e is not None and not isinstance(e, UNPUBLISHABLE)), None)
+        if retry is not None:
+            raise retry  # may be cured by waiting: nothing is marked, the batch is published again (same ids)
+        bad = [(row, error) for row, error in zip(rows, outcomes, strict=True) if error is not None]
+        for row, error in bad:
+            log.error(
+                "outbox relay: row %s (event %s, %s, %d bytes) cannot be published: %r; replaced by a dlq note",
+                row["id"], row["event_id"], row["topic"], len(bytes(row["payload"])), error,
+            )  # fmt: skip
+            await outbox.replace_by_note(conn, int(row["id"]), self.dlq_topic, unpublishable_note(row, error))
+        done = [int(row["id"]) for row, error in zip(rows, outcomes, strict=True) if error is None]
+        await outbox.mark_published(conn, done)
+        self.published += len(done)
         return len(rows)
 
     async def run(self, stopping: asyncio.Event, poll_seconds: float = 0.5) -> None:
@@ -78,3 +137,7 @@ class OutboxRelay:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+def _error(result: Any) -> BaseException | None:
+    return result if isinstance(result, BaseException) else None

@@ -71,6 +71,10 @@ class FoldRuntime:
             enable_idempotence=self.settings.kafka_idempotence,
             linger_ms=self.settings.kafka_linger_ms,
             compression_type=None if self.settings.kafka_compression == "none" else self.settings.kafka_compression,
+            # The router frames input records as big as the web side accepts (and direct producers may write more);
+            # the relay publishes outbox rows: transitions carry a row (TEXT columns, 64 KiB each), dlq records at
+            # most 64 KiB of the original (streams/decode.py). What is still too large becomes a dlq note (relay).
+            max_request_size=max(self.settings.max_body_bytes, 1 << 20) + (1 << 20),
         )
         await self.producer.start()
         producer = self.producer
@@ -80,7 +84,11 @@ class FoldRuntime:
 
         self.router = Router(self.pool, self.settings, send)
         self.relay = OutboxRelay(
-            self.pool, send, database_url=self.settings.database_url, batch_size=self.settings.outbox_batch_size
+            self.pool,
+            send,
+            database_url=self.settings.database_url,
+            batch_size=self.settings.outbox_batch_size,
+            dlq_topic=self.settings.topic(topics.DLQ),
         )
         self.sweeper = Sweeper(self.pool, self.settings)
         self.ready.set()
