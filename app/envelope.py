@@ -56,12 +56,6 @@ def make_envelope(
     )
 
 
-def _utc_text(moment: datetime) -> str:
-    """`received_at` as pydantic writes a UTC datetime: seconds, microseconds only when not zero, then `Z`."""
-    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    return f"{text}.{moment.microsecond:06d}Z" if moment.microsecond else f"{text}Z"
-
-
 def encode_envelope(
     *, delivery_id: str, event_type: str, event_group: str, received_at: datetime, repository: str, payload: str
 ) -> bytes:
@@ -82,10 +76,12 @@ def encode_envelope(
                 "delivery_id": delivery_id,
                 "event_type": event_type,
                 "event_group": event_group,
-                "received_at": _utc_text(received_at),
+                "received_at": received_at,
                 "repository": repository,
                 "payload": payload,
-            }
+            },
+            # as pydantic writes a UTC time: seconds, then microseconds only when not zero, then `Z`
+            option=orjson.OPT_UTC_Z,
         )
     model = make_envelope(
         delivery_id=delivery_id,

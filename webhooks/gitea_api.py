@@ -85,10 +85,13 @@ async def post_gitea(request: web.Request) -> web.Response:
     except GiteaPayloadError as exc:
         return problem(400, str(exc))
     repo = repository_of(data)
-    try:
-        applying = await request.app[SECRETS].resolve(repo)
-    except SecretsUnavailableError as exc:
-        return problem(503, str(exc), headers={"Retry-After": "5"})
+    secrets = request.app[SECRETS]
+    applying = secrets.resolve_cached(repo)
+    if applying is None:
+        try:
+            applying = await secrets.resolve(repo)
+        except SecretsUnavailableError as exc:
+            return problem(503, str(exc), headers={"Retry-After": "5"})
     if applying.secrets:
         check = verify(payload, request.headers, applying.secrets)
         if not check.ok:

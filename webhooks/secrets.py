@@ -50,7 +50,21 @@ class SecretResolver:
         self._inflight: dict[tuple[int | None, str], asyncio.Future[WebhookSecrets | None]] = {}
 
     async def resolve(self, repo: Repo) -> Applying:
-        project = await self._project(repo) if (repo.repo_id is not None or repo.full_name) else None
+        known = self.resolve_cached(repo)
+        if known is not None:
+            return known
+        return self._applying(await self._project(repo))
+
+    def resolve_cached(self, repo: Repo) -> Applying | None:
+        """What `resolve` answers when it needs no query (the usual case, without a coroutine to run), else None."""
+        if repo.repo_id is None and not repo.full_name:
+            return self._applying(None)
+        cached = self._cache.get((repo.repo_id, repo.full_name.lower()))
+        if cached is not None and self.clock() - cached[0] < self.settings.gitea_secret_cache_seconds:
+            return self._applying(cached[1])
+        return None
+
+    def _applying(self, project: WebhookSecrets | None) -> Applying:
         if project is not None and project.current:
             secrets = [project.current]
             window = timedelta(seconds=self.settings.gitea_secret_rotation_seconds)
