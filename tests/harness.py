@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,18 +28,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+class ChildProcess:
+    """A `python -m app ...` process of a test: stopped with SIGTERM (kill -9 on demand), its output in a log file."""
 
-    def start(self) -> WorkerProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker"], env=settings_env(self.settings), stdout=log, stderr=log
-        )
-        return self
+    log_path: Path
+    process: subprocess.Popen[bytes] | None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -50,12 +44,27 @@ class WorkerProcess:
                 self.process.wait()
 
     def kill(self) -> None:
+        """kill -9, as a crash would."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class WorkerProcess(ChildProcess):
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker"], env=settings_env(self.settings), stdout=log, stderr=log
+        )
+        return self
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 45.0, what: str = "condition") -> T:
@@ -70,27 +79,31 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
         await asyncio.sleep(0.2)
 
 
-async def read_topic(bootstrap: str, topic: str, *, timeout: float = 2.0) -> list[Any]:
-    """Every record of a topic from the beginning (decoded JSON values), without a consumer group."""
+@asynccontextmanager
+async def from_beginning(bootstrap: str, topic: str) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A group-less consumer assigned every partition of `topic`, at the beginning; stopped afterwards."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        values: list[Any] = []
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, timeout: float = 2.0) -> list[Any]:
+    """Every record of a topic from the beginning (decoded JSON values), without a consumer group."""
+    values: list[Any] = []
+    async with from_beginning(bootstrap, topic) as (consumer, _tps):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 values.extend(json.loads(r.value) for r in records)
-        return values
-    finally:
-        await consumer.stop()
+    return values
 
 
 async def fetch_all(pool: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -164,23 +177,15 @@ async def fold_caught_up(settings: Settings, pool: Any, *, timeout: float = 60.0
 
 async def read_records(bootstrap: str, topic: str, *, timeout: float = 2.0) -> list[Any]:
     """Every record of a topic from the beginning (aiokafka ConsumerRecords, raw bytes), without a group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        consumer.assign(tps)
-        ends = await end_offsets(bootstrap, [topic])
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
+    ends = await end_offsets(bootstrap, [topic])
+    records: list[Any] = []
+    async with from_beginning(bootstrap, topic) as (consumer, tps):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and [tp for tp in tps if await consumer.position(tp) < ends[(topic, tp.partition)]]:
             batch = await consumer.getmany(timeout_ms=200)
             for part in batch.values():
                 records.extend(part)
-        return records
-    finally:
-        await consumer.stop()
+    return records
 
 
 async def run_cli(settings: Settings, *args: str, timeout: float = 120.0) -> tuple[int, str]:
@@ -199,7 +204,7 @@ async def run_cli(settings: Settings, *args: str, timeout: float = 120.0) -> tup
     return int(process.returncode or 0), output.decode(errors="replace")
 
 
-class WebProcess:
+class WebProcess(ChildProcess):
     """The web process (`python -m app web`) on its own port, as a deployment runs it."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
@@ -232,24 +237,6 @@ class WebProcess:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
         raise AssertionError(f"the web process did not answer /healthz within {timeout:.0f}s:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        """kill -9, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 async def produce_at(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:

@@ -180,23 +180,16 @@ async def count_records(bootstrap: str, topic: str, *, timeout: float = 0.5) -> 
     import asyncio
     import time
 
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from tests.harness import from_beginning
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        count, deadline = 0, time.monotonic() + timeout
+    count = 0
+    async with from_beginning(bootstrap, topic) as (consumer, _tps):
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=100)
             count += sum(len(records) for records in batch.values())
             await asyncio.sleep(0)
-        return count
-    finally:
-        await consumer.stop()
+    return count
 
 
 def assert_same(got: dict[str, list[dict[str, Any]]], want: dict[str, list[dict[str, Any]]]) -> None:
