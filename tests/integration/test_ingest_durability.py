@@ -99,7 +99,9 @@ async def test_broker_killed_mid_test_spooled_events_are_drained_in_order_exactl
         response = await client.post("/webhooks/gitea", data=body, headers=headers)
         assert response.status == 202
         await eventually(drained, timeout=60, what="the spool to be empty again")
-    gitea = await read_raw(own_broker.bootstrap, settings.topic("gitea.webhooks"), expect=len(spooled) + 1)
+    # No early stop at a count: at least once may repeat a record, and a count that includes the repeat
+    # would stop before the last delivery is read.
+    gitea = await read_raw(own_broker.bootstrap, settings.topic("gitea.webhooks"), timeout=3.0)
     envelopes = [GiteaEnvelope.decode(r.value) for r in gitea]
     got = {e.delivery_id: e.payload_bytes() for e in envelopes}
     assert {d: got.get(d) for d in spooled} == spooled  # every spooled delivery, byte for byte
@@ -107,7 +109,7 @@ async def test_broker_killed_mid_test_spooled_events_are_drained_in_order_exactl
     for partition in {r.partition for r in gitea}:
         ids = first_copies([e.delivery_id for r, e in zip(gitea, envelopes, strict=True) if r.partition == partition])
         assert ids == sorted(ids)  # in the order they were accepted
-    events = await read_raw(own_broker.bootstrap, settings.topic("agent.events"), expect=37)
+    events = await read_raw(own_broker.bootstrap, settings.topic("agent.events"), timeout=3.0)
     assert first_copies([json.loads(r.value) for r in events]) == [event(i) for i in range(3, 40)]
 
 
