@@ -87,10 +87,7 @@ def ensure_database(settings: Settings) -> None:
 
 def dev_environment(settings: Settings, bootstrap: str) -> dict[str, str]:
     """The children's environment: every resolved setting (flags included), the broker, dev secrets."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        env[f"AIWORKER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["AIWORKER_KAFKA_BOOTSTRAP"] = bootstrap
+    env = {**os.environ, **settings.environment(), "AIWORKER_KAFKA_BOOTSTRAP": bootstrap}
     for name in ("service_token", "agent_token_key", "gitea_secret"):
         if not getattr(settings, name):
             env[f"AIWORKER_{name.upper()}"] = "dev-" + secrets.token_hex(12)

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
             raise ValueError("may hold only letters, digits, '.', '_' and '-'")
         return value
 
+    def environment(self) -> dict[str, str]:
+        """These settings as AIWORKER_* variables, for a child process that must read exactly them."""
+        return {
+            f"AIWORKER_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in self.model_dump(mode="json").items()
+        }
+
     def topic(self, name: str) -> str:
         """The full name of one of the service's topics (e.g. 'agent.events')."""
         return f"{self.topic_prefix}{name}"

@@ -123,9 +123,7 @@ async def scalar(pool: Any, sql: str, params: list[Any]) -> int:
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        env[f"AIWORKER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env = {**os.environ, **settings.environment()}
     return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

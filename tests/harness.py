@@ -22,10 +22,7 @@ T = TypeVar("T")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        env[f"AIWORKER_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
+    return {**os.environ, **settings.environment()}
 
 
 class ChildProcess:

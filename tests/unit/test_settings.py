@@ -65,3 +65,10 @@ def test_every_setting_has_a_flag() -> None:
     assert result.returncode == 0
     for name in Settings.model_fields:
         assert f"--{name.replace('_', '-')}" in result.stdout
+
+
+def test_the_environment_of_a_child_reads_back_as_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = load_settings(http_port="9003", create_topics="false", topic_prefix="x.", kafka_session_timeout="6.5")
+    for name, value in made.environment().items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == made

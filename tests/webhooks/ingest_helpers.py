@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.settings import Settings
+from tests.harness import from_beginning
 from webhooks.server import init
 
 
@@ -33,22 +33,14 @@ class Raw:
 
 async def read_raw(bootstrap: str, topic: str, *, timeout: float = 1.5, expect: int | None = None) -> list[Raw]:
     """Every record of a topic (key and value bytes), by partition then offset; stops early once `expect` are read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Raw] = []
+    out: list[Raw] = []
+    async with from_beginning(bootstrap, topic) as (consumer, _tps):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (expect is None or len(out) < expect):
             batch = await consumer.getmany(timeout_ms=100)
             for records in batch.values():
                 out.extend(Raw(r.partition, r.offset, r.key, r.value) for r in records)
-        return sorted(out, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
+    return sorted(out, key=lambda r: (r.partition, r.offset))
 
 
 async def insert_project(
