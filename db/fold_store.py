@@ -144,13 +144,30 @@ async def insert_rows(cur: Any, table: str, rows: Sequence[Mapping[str, Any]]) -
     await cur.execute(f"INSERT INTO {table} ({names}) VALUES {_placeholders(len(rows), len(columns))}", params)
 
 
-async def update_row(cur: Any, table: str, row_id: str, changes: Mapping[str, Any]) -> None:
+UPDATE_ROWS_PER_STATEMENT = 200
+
+
+async def update_rows(cur: Any, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Write changed columns of existing rows: one statement per set of changed columns (and per 200 rows).
+
+    `UPDATE t SET c = CASE id WHEN .. THEN .. END, .. WHERE id IN (..)` is plain SQL on MySQL 8 and MariaDB
+    alike, and costs one round trip instead of one per row (the fold's writes are mostly such updates).
+    """
     _check_table(table)
-    if not changes:
-        return
-    sets = ", ".join(f"`{c}` = %s" for c in changes)
-    params = [encode_value(table, c, v) for c, v in changes.items()]
-    await cur.execute(f"UPDATE {table} SET {sets} WHERE id = %s", [*params, row_id])
+    groups: dict[tuple[str, ...], list[tuple[str, Mapping[str, Any]]]] = {}
+    for row_id, columns in changes:
+        if columns:
+            groups.setdefault(tuple(columns), []).append((row_id, columns))
+    for names, rows in groups.items():
+        for start in range(0, len(rows), UPDATE_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + UPDATE_ROWS_PER_STATEMENT]
+            cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
+            sets = ", ".join(f"`{c}` = CASE id {cases} END" for c in names)
+            params: list[Any] = [
+                v for c in names for row_id, columns in chunk for v in (row_id, encode_value(table, c, columns[c]))
+            ]
+            params += [row_id for row_id, _ in chunk]
+            await cur.execute(f"UPDATE {table} SET {sets} WHERE id IN ({_placeholders(len(chunk))})", params)
 
 
 async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -> None:

@@ -8,9 +8,12 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
+
 from app import topics
 from streams.machines import Transition
 from streams.machines.domain import Input
+from streams.uow import as_dict
 
 SOURCE = "aiworker-events"
 ID_NAMESPACE = uuid.UUID("6f1c3a52-0c5e-4d8e-9a51-2b9e4c7d8a10")
@@ -41,7 +44,12 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON; naive datetimes are UTC ("...Z"). orjson, or the standard library for what orjson
+    refuses (integers past 64 bits in a JSON column, say): the same text either way."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+    except TypeError:
+        return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def transition_id(cause_id: str, transition: Transition) -> str:
@@ -53,7 +61,7 @@ def transition_id(cause_id: str, transition: Transition) -> str:
 def transition_event(transition: Transition, row: Any, cause: Input, cause_source: str) -> tuple[str, str, bytes]:
     """(topic short name, id, CloudEvent JSON bytes) of one transition."""
     event_id = transition_id(cause.id, transition)
-    row_data = dataclasses.asdict(row) if dataclasses.is_dataclass(row) and not isinstance(row, type) else dict(row)
+    row_data = as_dict(row) if dataclasses.is_dataclass(row) else dict(row)
     envelope = {
         "specversion": "1.0",
         "id": event_id,

@@ -27,8 +27,17 @@ INSERT_ORDER = ("projects", "agents", "tasks", "task_groups", "deployments", "ta
 DEFERRED_COLUMNS = {"agents": ("current_task_id",)}
 
 
+FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {t: tuple(f.name for f in dataclasses.fields(t)) for t in ROW_TYPES.values()}
+
+
+def field_names(row_type: type[Any]) -> tuple[str, ...]:
+    names = FIELD_NAMES.get(row_type)
+    return names if names is not None else tuple(f.name for f in dataclasses.fields(row_type))
+
+
 def as_dict(row: Any) -> dict[str, Any]:
-    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+    """The columns of a row dataclass (shallow: values are shared, not copied)."""
+    return {name: getattr(row, name) for name in field_names(type(row))}
 
 
 class UnitOfWork:
@@ -50,7 +59,7 @@ class UnitOfWork:
 
     def _make(self, table: str, raw: dict[str, Any]) -> Any:
         row_type = ROW_TYPES[table]
-        names = {f.name for f in dataclasses.fields(row_type)}
+        names = field_names(row_type)
         return row_type(**{k: v for k, v in raw.items() if k in names})
 
     async def preload(self, table: str, ids: Iterable[str]) -> None:
@@ -104,14 +113,15 @@ class UnitOfWork:
                         values[column] = None
             await fold_store.insert_rows(self.cur, table, new)
         for table in INSERT_ORDER:
+            updates: list[tuple[str, dict[str, Any]]] = []
             for rid, before in self._loaded[table].items():
                 after = self._rows[table][rid]
                 if after is not before:
                     old, now = as_dict(before), as_dict(after)
                     # updated_at always: unset, the server's ON UPDATE would stamp the wall clock (not replayable).
-                    changes = {k: v for k, v in now.items() if old[k] != v or k == "updated_at"}
-                    await fold_store.update_row(self.cur, table, rid, changes)
-        for table, rid, changes in deferred:
-            await fold_store.update_row(self.cur, table, rid, changes)
+                    updates.append((rid, {k: v for k, v in now.items() if old[k] != v or k == "updated_at"}))
+            await fold_store.update_rows(self.cur, table, updates)
+        for table in INSERT_ORDER:
+            await fold_store.update_rows(self.cur, table, [(rid, changes) for t, rid, changes in deferred if t == table])
         await fold_store.insert_logs(self.cur, self.logs)
         await fold_store.insert_outbox(self.cur, self.outbox)

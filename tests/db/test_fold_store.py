@@ -1,0 +1,55 @@
+"""db.fold_store's batched writes against a real migrated database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from asyncmy.cursors import DictCursor
+
+from db import fold_store
+
+
+async def rows(conn: Any, table: str) -> dict[str, dict[str, Any]]:
+    async with conn.cursor(DictCursor) as cur:
+        await cur.execute(f"SELECT * FROM {table}")
+        return {row["id"]: fold_store.decode_row(table, row) for row in await cur.fetchall()}
+
+
+async def test_update_rows_writes_each_row_its_own_values_whatever_columns_changed(conn: Any) -> None:
+    count = fold_store.UPDATE_ROWS_PER_STATEMENT + 7  # two statements for the biggest column set
+    async with conn.cursor() as cur:
+        await fold_store.insert_rows(
+            cur, "agents", [{"id": f"a{i}", "pod_name": f"pod{i}", "status": "idle"} for i in range(count)]
+        )
+        moment = datetime(2026, 11, 22, 10, 0, 5)
+        changes: list[tuple[str, dict[str, Any]]] = [
+            (f"a{i}", {"status": "busy", "last_heartbeat": moment, "restarts_count": i}) for i in range(count - 3)
+        ]
+        changes += [
+            (f"a{count - 3}", {"capabilities": ["python", "go"], "node_name": None}),
+            (f"a{count - 2}", {"error_message": 'it\'s "quoted"\n', "status": "error"}),
+            (f"a{count - 1}", {}),  # nothing changed: no statement
+        ]
+        await fold_store.update_rows(cur, "agents", changes)
+    await conn.commit()
+
+    agents = await rows(conn, "agents")
+    for i in range(count - 3):
+        assert (agents[f"a{i}"]["status"], agents[f"a{i}"]["last_heartbeat"], agents[f"a{i}"]["restarts_count"]) == (
+            "busy", moment, i,
+        )  # fmt: skip
+    assert agents[f"a{count - 3}"]["capabilities"] == ["python", "go"]
+    assert agents[f"a{count - 3}"]["status"] == "idle"
+    assert (agents[f"a{count - 2}"]["error_message"], agents[f"a{count - 2}"]["status"]) == ('it\'s "quoted"\n', "error")
+    assert agents[f"a{count - 1}"]["status"] == "idle" and agents[f"a{count - 1}"]["last_heartbeat"] is None
+
+
+async def test_update_rows_refuses_a_table_it_does_not_know(conn: Any) -> None:
+    async with conn.cursor() as cur:
+        try:
+            await fold_store.update_rows(cur, "mysql.user", [("x", {"a": 1})])
+        except ValueError as exc:
+            assert "unknown table" in str(exc)
+        else:
+            raise AssertionError("update_rows wrote to a table outside the fold's")
