@@ -50,7 +50,9 @@ class Settings(BaseSettings):
         86400, ge=0, description="after a project's webhook secret is rotated, the previous one is accepted this long, s"
     )
     gitea_secret_cache_seconds: float = Field(30.0, ge=0, le=3600, description="how long project webhook secrets are cached, s")
-    worker_id: str = Field("aiworker-events", description="Faust app id (consumer group) of the fold workers")
+    worker_id: str = Field(
+        "aiworker-events", min_length=1, max_length=90, description="Faust app id (consumer group) of the fold workers"
+    )
     worker_batch_size: int = Field(500, ge=1, le=100_000, description="records folded per database transaction")
     worker_batch_seconds: float = Field(0.02, gt=0, le=60, description="longest wait to fill a fold batch, s")
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")

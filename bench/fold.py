@@ -2,9 +2,10 @@
 
 (a) a bare asyncmy loop writing the same agent state changes (200 per transaction) and agent_logs rows;
 (b) a hand-written aiokafka consumer reading the input topic and doing the same writes;
-(c) the real pipeline (`python -m app worker`: router -> fold.tasks -> fold) from the input topic to
-committed rows with positions and outbox. Then end-to-end latency at 500 events/s (event produced ->
-its transition consumed). Starts its own broker (EmbeddedBroker) and database, and removes them.
+(c) the real pipeline (`python -m app worker`) from the input topic to committed rows with positions and
+outbox (agent events and logs are folded straight from agent.events; the router re-keys the rest).
+Then end-to-end latency at 500 events/s (event produced -> its transition consumed). Starts its own
+broker (EmbeddedBroker) and database, and removes them.
 """
 
 from __future__ import annotations
@@ -130,13 +131,13 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 async def pipeline(settings: Settings, pool: Any, events: list[dict[str, Any]], tag: str) -> float:
     """Produce, start the worker; seconds per record from its first commit to the last, scaled to all records.
 
-    Progress is read from the fold's own committed positions on fold.tasks (one record per input record),
-    a cheap query, so the measurement does not load the database it measures.
+    Progress is read from the fold's own committed positions on agent.events (it folds agents' events and
+    logs straight from there), a cheap query, so the measurement does not load the database it measures.
     """
     await produce(settings.kafka_bootstrap, settings.topic(topics.AGENT_EVENTS), events)
     worker = start_worker(settings, Path(tempfile.gettempdir()) / f"bench-fold-{tag}.log")
     sql = "SELECT COALESCE(SUM(next_offset), 0) FROM fold_positions WHERE consumer = %s AND topic = %s"
-    params = [settings.worker_id, settings.topic(topics.FOLD_TASKS)]
+    params = [settings.worker_id, settings.topic(topics.AGENT_EVENTS)]
     try:
         first: tuple[float, int] | None = None
         while True:

@@ -1,19 +1,20 @@
 """The fold engine: a batch of records becomes one MySQL transaction, exactly once.
 
 Records come from `fold.tasks` (framed by the router, streams/route.py, with their source position)
-or straight from an input topic. Each transaction locks and advances the stored next offset of every
-partition it consumed, so a redelivered record changes nothing; an event id already folded (applied
-or refused) changes nothing either. Log lines are de-duplicated by the position of their record, per
-agent (log_positions), and write no processed_events rows. An event whose prerequisite row is missing
-parks (streams/parking.py) and is applied in the transaction that creates that row. Rows, positions,
-transitions (outbox) and dlq records commit together.
+or straight from an input topic: whole events; in the worker (`direct`), agent.events records as
+`route.direct_part` says (the agent half of a split event; nothing of what the router sends on).
+Each transaction locks and advances the stored next offset of every partition it consumed, so a
+redelivered record changes nothing; an event id already folded (applied or refused) changes nothing
+either. Log lines are de-duplicated by the position of their record, per agent (log_positions), and
+write no processed_events rows. An event whose prerequisite row is missing parks (streams/parking.py)
+and is applied in the transaction that creates that row. Rows, positions, transitions (outbox) and dlq records commit together.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 from asyncmy.cursors import DictCursor
@@ -28,7 +29,7 @@ from streams import decode as decoding
 from streams.handlers import Context, handle
 from streams.logs import LogWriter
 from streams.parking import Parking, Wait, WorkItem
-from streams.route import Source, route_key, scoped_id, source_order, unframe
+from streams.route import WHOLE, Source, decoded, direct_part, route_key, scoped_id, source_order, unframe
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,11 @@ class FoldStats:
 class Fold:
     """Folds batches of records into the database; see the module docstring."""
 
-    def __init__(self, pool: Any, settings: Settings) -> None:
+    def __init__(self, pool: Any, settings: Settings, *, direct: bool = False) -> None:
         self.pool = pool
         self.settings = settings
+        self.direct = direct
+        """agent.events records as the worker reads them beside `fold.tasks` (route.direct_part), not whole."""
         self.consumer = settings.worker_id
         self._short = {settings.topic(name): name for name in topics.ALL_TOPICS}
         self.dlq_topic = settings.topic(topics.DLQ)
@@ -232,8 +235,20 @@ class Fold:
                 broken = Source(record.topic, record.partition, record.offset, record.key, record.value)
                 items.append(WorkItem(broken, source, ""))
                 continue
-            routed = record.topic != source.topic  # from fold.tasks: the router's key; else the same key now
-            key = record.key if routed else route_key(self._short.get(source.topic, ""), source)
+            short = self._short.get(source.topic, "")
+            if record.topic != source.topic:  # from fold.tasks: the router's key
+                key = record.key
+            elif self.direct and short == topics.AGENT_EVENTS:
+                data = decoded(source)
+                part = direct_part(data)
+                if part is None:
+                    continue  # the router sends it on to fold.tasks
+                if part != WHOLE:
+                    source = replace(source, scope=part)
+                agent = data.get("agent_id") if data is not None else None  # the agent orders what is read here
+                key = agent.encode() if isinstance(agent, str) and agent else record.key
+            else:
+                key = route_key(short, source)  # a whole event straight from its input topic: the same key now
             entity = (key or b"").decode("utf-8", "replace")
             items.append(WorkItem(source, self.decode(source), entity))
         items = source_order(items, lambda w: w.source)

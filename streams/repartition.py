@@ -1,7 +1,8 @@
 """The router stage's runtime: input records onto `fold.tasks`, then their positions, then the ack.
 
-Per batch, in one transaction: lock the stored positions of the input partitions (consumer =
-worker id, so `fold_positions` shows how far each input partition has been taken in), produce the
+Per batch, in one transaction: lock the stored positions of the input partitions (consumer = the
+router's group, `<worker id>.router`, so `fold_positions` shows how far each input partition has been
+taken in, beside the fold's own positions under the worker id), produce the
 fresh records framed with their source position (streams/route.py) and wait for the broker's
 acknowledgements, then advance the positions and commit. A crash after producing and before the
 commit produces those records again: the fold drops the copies (event ids, log positions, dlq ids
@@ -20,16 +21,21 @@ from app import topics
 from app.settings import Settings
 from db import fold_store
 from streams.fold import InputRecord
-from streams.route import Source, decoded, frame, route_keys, source_order
+from streams.route import Source, decoded, frame, routed_keys, source_order
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+
+
+def router_group(settings: Settings) -> str:
+    """The router's consumer group, and the consumer its positions are stored under."""
+    return f"{settings.worker_id}.router"
 
 
 class Router:
     def __init__(self, pool: Any, settings: Settings, send: Send) -> None:
         self.pool = pool
         self.send = send
-        self.consumer = settings.worker_id
+        self.consumer = router_group(settings)
         self.target = settings.topic(topics.FOLD_TASKS)
         self._short = {settings.topic(name): name for name in topics.INPUT_TOPICS}
         self.routed = 0
@@ -47,7 +53,7 @@ class Router:
                     acks = []
                     for source in source_order(sources, lambda s: s):
                         r = source
-                        for key, scope in route_keys(self._short.get(r.topic, ""), source, questions):
+                        for key, scope in routed_keys(self._short.get(r.topic, ""), source, questions):
                             acks.append(await self.send(self.target, key, frame(source, scope)))
                         positions[(r.topic, r.partition)] = r.offset + 1
                     await asyncio.gather(*acks)

@@ -22,6 +22,11 @@ the agent busy with it, and a ready_for_review still frees the agent and counts 
 agent row says what the agent reports it is doing; the task row says what the task machine allows.
 (Making one half wait for the other's verdict would make the agent row depend on when the task half
 happened to be folded, and a replay could give other rows.)
+
+What needs no re-keying skips this stage: agent.events is keyed by agent id already, the order of an
+agent's own rows. The fold reads it straight (`direct_part`): logs, agent-only events and the agent half
+of a split event; the router sends on only the rest of it (task events, the task halves). So an agent's
+heartbeats and log batches, the bulk of the traffic, are not produced and consumed twice.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
+
 from app import topics
 from streams import gitea_map
 
@@ -43,6 +50,8 @@ SPLIT = frozenset({"task.started", "task.ready_for_review"})
 """Event types that change a task row and an agent row: routed as a task half and an agent half."""
 TASK_SCOPE, AGENT_SCOPE = "task", "agent"
 SCOPES = frozenset({TASK_SCOPE, AGENT_SCOPE})
+WHOLE = "whole"
+"""`direct_part`: the fold reads the whole record straight from agent.events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +160,30 @@ def gitea_key(data: dict[str, Any]) -> str | None:
 
 
 def decoded(source: Source) -> dict[str, Any] | None:
+    """The record's JSON object, or None. orjson first (a log batch is kilobytes); what it refuses (NaN, a lone
+    surrogate escape) the standard library decides, as the fold's own decoding does."""
     try:
-        data = json.loads(source.value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+        data = orjson.loads(source.value)
+    except orjson.JSONDecodeError:
+        try:
+            data = json.loads(source.value)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
     return data if isinstance(data, dict) else None
+
+
+def direct_part(data: dict[str, Any] | None) -> str | None:
+    """What the fold reads of an agent.events record straight from agent.events (see the module docstring):
+    WHOLE for logs, agent-only events and what is not a JSON object (the fold dead-letters it), AGENT_SCOPE for
+    the agent half of a split event, None for the rest (the router re-keys it by its task)."""
+    if data is None:
+        return WHOLE
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind in LOG_TYPES or kind in AGENT_ONLY:
+        return WHOLE  # a record without a usable type fails validation: dead-lettered by the fold, once
+    if kind in SPLIT and _text(data, "task_id") is not None and _text(data, "agent_id") is not None:
+        return AGENT_SCOPE
+    return None
 
 
 def route_key(short_topic: str, source: Source, question_tasks: Mapping[str, str] | None = None) -> bytes | None:
@@ -182,8 +210,21 @@ def route_keys(
     """The (fold.tasks key, scope) of each record the router sends for an input record: two halves for an event
     that changes a task and an agent (SPLIT), else one whole record keyed by `route_key`."""
     data = decoded(source) if short_topic == topics.AGENT_EVENTS else None
-    if data is not None and data.get("type") in SPLIT:
+    if data is not None and isinstance(data.get("type"), str) and data["type"] in SPLIT:
         task_id, agent_id = _text(data, "task_id"), _text(data, "agent_id")
         if task_id is not None and agent_id is not None:
             return [(task_id.encode(), TASK_SCOPE), (agent_id.encode(), AGENT_SCOPE)]
     return [(route_key(short_topic, source, question_tasks), None)]
+
+
+def routed_keys(
+    short_topic: str, source: Source, question_tasks: Mapping[str, str] | None = None
+) -> list[tuple[bytes | None, str | None]]:
+    """What the router sends on for an input record: `route_keys` less what the fold reads straight (`direct_part`)."""
+    keys = route_keys(short_topic, source, question_tasks)
+    if short_topic != topics.AGENT_EVENTS:
+        return keys
+    part = direct_part(decoded(source))
+    if part == WHOLE:
+        return []
+    return [(key, scope) for key, scope in keys if part is None or scope != part]

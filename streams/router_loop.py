@@ -19,15 +19,12 @@ from aiokafka.errors import KafkaError
 from app import topics
 from app.settings import Settings
 from streams.fold import InputRecord
+from streams.repartition import router_group
 
 if TYPE_CHECKING:
     from streams.worker import FoldRuntime
 
 log = logging.getLogger(__name__)
-
-
-def router_group(settings: Settings) -> str:
-    return f"{settings.worker_id}.router"
 
 
 async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -> None:

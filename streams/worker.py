@@ -1,8 +1,9 @@
 """The Faust app of the fold workers: the router, the fold, the outbox relay and the sweeper, in one place.
 
-Two stages (see streams/route.py): `route` reads the three input topics and re-keys every record onto
-`fold.tasks` by its ordering entity (a plain aiokafka consumer group, streams/router_loop.py, that commits
-after routing); `fold` (the Faust agent) reads `fold.tasks` and folds batches into MySQL, taking batches
+Two stages (see streams/route.py): `route` reads the three input topics and re-keys records onto
+`fold.tasks` by their ordering entity (a plain aiokafka consumer group, streams/router_loop.py, that commits
+after routing); `fold` (the Faust agent) reads `fold.tasks` and, beside it, agent.events (its agents' own
+events and logs need no re-keying: `route.direct_part`), and folds batches into MySQL, taking batches
 without acknowledging (`noack_take`) and acknowledging only after their transaction committed;
 database and broker trouble is retried with backoff, so a partition waits and never skips. During
 shutdown a failing batch is abandoned unacknowledged (it is redelivered to the next owner).
@@ -64,7 +65,7 @@ class FoldRuntime:
                 log.warning("database unreachable (%r); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-        self.fold = Fold(self.pool, self.settings)
+        self.fold = Fold(self.pool, self.settings, direct=True)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -157,13 +158,13 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
     )
     faust_transport.install(app, settings.kafka_fetch_max_wait_ms)
     runtime = FoldRuntime(settings, bootstrap)
-    internal = app.topic(settings.topic(topics.FOLD_TASKS), value_serializer="raw")
+    inputs = app.topic(settings.topic(topics.FOLD_TASKS), settings.topic(topics.AGENT_EVENTS), value_serializer="raw")
 
     @app.task  # type: ignore[untyped-decorator]
     async def route() -> None:
         await run_router(runtime, settings, bootstrap)
 
-    @app.agent(internal, name="fold")
+    @app.agent(inputs, name="fold")
     async def fold(stream: Any) -> None:
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
             records = _records(events)

@@ -155,21 +155,33 @@ async def end_offsets(bootstrap: str, topics: list[str], *, timeout: float = 10.
         await consumer.stop()
 
 
-async def fold_caught_up(settings: Settings, pool: Any, *, timeout: float = 60.0) -> None:
-    """Wait until the fold's stored positions reach the end of every input partition that holds records."""
+async def fold_drained(settings: Settings, pool: Any) -> bool:
+    """Whether the router took in every input record and the fold folded every record it reads (agent.events
+    straight, fold.tasks), by their stored positions (the router's under `<worker id>.router`)."""
     from app import topics
+    from streams.repartition import router_group
 
-    names = [settings.topic(t) for t in topics.INPUT_TOPICS]
+    inputs = {settings.topic(t) for t in topics.INPUT_TOPICS}
+    folded = {settings.topic(topics.AGENT_EVENTS), settings.topic(topics.FOLD_TASKS)}
+    router = router_group(settings)
+    rows = await fetch_all(  # before the end offsets: what the router stored, it produced to fold.tasks before
+        pool, "SELECT consumer, topic, `partition`, next_offset FROM fold_positions WHERE consumer IN (%s, %s)",
+        [settings.worker_id, router],
+    )  # fmt: skip
+    stored = {(r["consumer"], r["topic"], int(r["partition"])): int(r["next_offset"]) for r in rows}
+    ends = await end_offsets(settings.kafka_bootstrap, sorted(inputs | folded))
+    return all(
+        stored.get((router, topic, partition), 0) >= end
+        for (topic, partition), end in ends.items() if topic in inputs and end > 0
+    ) and all(
+        stored.get((settings.worker_id, topic, partition), 0) >= end
+        for (topic, partition), end in ends.items() if topic in folded and end > 0
+    )  # fmt: skip
 
-    async def caught_up() -> bool:
-        ends = {tp: end for tp, end in (await end_offsets(settings.kafka_bootstrap, names)).items() if end > 0}
-        rows = await fetch_all(
-            pool, "SELECT topic, `partition`, next_offset FROM fold_positions WHERE consumer = %s", [settings.worker_id]
-        )
-        stored = {(r["topic"], int(r["partition"])): int(r["next_offset"]) for r in rows}
-        return all(stored.get(tp, 0) >= end for tp, end in ends.items())
 
-    await eventually(caught_up, timeout=timeout, what="the fold to reach the end of its input topics")
+async def fold_caught_up(settings: Settings, pool: Any, *, timeout: float = 60.0) -> None:
+    """Wait until the worker has routed and folded every record of the input topics (`fold_drained`)."""
+    await eventually(lambda: fold_drained(settings, pool), timeout=timeout, what="the fold to reach the end of its topics")
 
 
 async def read_records(bootstrap: str, topic: str, *, timeout: float = 2.0) -> list[Any]:

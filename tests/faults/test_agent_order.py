@@ -2,7 +2,7 @@
 
 The router keyed task.started / task.ready_for_review by task and agent.heartbeat by agent onto fold.tasks, so
 one agent's events were folded out of their order (task k+1 started before task k's ready_for_review). The
-agent halves of those events now travel keyed by the agent (streams/route.py)."""
+agent halves of those events are now folded straight from agent.events, in the agent's order (streams/route.py)."""
 
 from pathlib import Path
 from typing import Any

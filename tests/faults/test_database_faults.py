@@ -46,7 +46,7 @@ async def test_database_down_for_20_seconds_mid_run(settings: Settings, private_
         private_db.start()
         print("  mariadbd started again")
         assert worker.process is not None and worker.process.pid == pid, "the worker was restarted (crash loop?)"
-        pool.clear()  # the connections of the checker's pool died with the server
+        await pool.clear()  # the connections of the checker's pool died with the server
 
     try:
         table = await fault_run("mariadb down 20 s", run_settings, pool, load, tmp_path, chaos=chaos, seconds=16.0)

@@ -14,7 +14,7 @@ from app import topics
 from app.settings import Settings
 from db.migrate import drop_database, migrate
 from db.pool import create_pool, parse_database_url
-from tests.harness import WorkerProcess, eventually, fetch_all, read_topic
+from tests.harness import WorkerProcess, eventually, fetch_all, fold_drained, read_topic
 from tests.streams import lifecycle as life
 
 pytestmark = pytest.mark.integration
@@ -67,19 +67,6 @@ def workers() -> Any:
     for process in started:
         process.stop()
         print(f"---- {process.log_path.name} (tail) ----\n" + process.log()[-4000:])
-
-
-async def drained(settings: Settings, pool: Any) -> bool:
-    """True once this consumer group routed every input record and folded every fold.tasks record."""
-    boot = settings.kafka_bootstrap
-    inputs = {settings.topic(t): await life.count_records(boot, settings.topic(t)) for t in topics.INPUT_TOPICS}
-    internal = settings.topic(topics.FOLD_TASKS)
-    total = await life.count_records(boot, internal)
-    rows = await fetch_all(pool, "SELECT topic, next_offset FROM fold_positions WHERE consumer = %s", [settings.worker_id])
-    done: dict[str, int] = {}
-    for row in rows:
-        done[row["topic"]] = done.get(row["topic"], 0) + int(row["next_offset"])
-    return all(done.get(t, 0) == n for t, n in inputs.items()) and done.get(internal, 0) == total
 
 
 def n(text: str) -> datetime:
@@ -165,21 +152,21 @@ async def test_a_task_lives_through_all_three_sources_and_replays_change_nothing
     await life.run(one, pool)
     await check_life(one, pool)
     await check_dlq(one)
-    await eventually(lambda: drained(one, pool), what="the first worker to drain")
+    await eventually(lambda: fold_drained(one, pool), what="the first worker to drain")
     before = await life.snapshot(pool)
     assert before["processed_events"] and len(before["agent_logs"]) == 5
 
     # The same input from offset 0, by a new consumer group, into the same database: nothing changes.
     again = replayer(settings, url, f"{settings.worker_id}-again")
     start(again, tmp_path, "replay-same-db", workers)
-    await eventually(lambda: drained(again, pool), timeout=90, what="the replay into the same database")
+    await eventually(lambda: fold_drained(again, pool), timeout=90, what="the replay into the same database")
     life.assert_same(await life.snapshot(pool), before)
 
     # Into an empty database: the same rows (auto ids aside).
     empty_url, empty_pool = await databases()
     fresh = replayer(settings, empty_url, f"{settings.worker_id}-fresh")
     start(fresh, tmp_path, "replay-empty-db", workers)
-    await eventually(lambda: drained(fresh, empty_pool), timeout=90, what="the replay into an empty database")
+    await eventually(lambda: fold_drained(fresh, empty_pool), timeout=90, what="the replay into an empty database")
     life.assert_same(await life.snapshot(empty_pool), before)
     assert parse_database_url(empty_url).database != parse_database_url(url).database
 
@@ -193,7 +180,7 @@ async def test_two_workers_give_the_same_rows_as_one(
     start(two, tmp_path, "worker-b", workers)
     await life.run(two, pool)
     await check_life(two, pool)
-    await eventually(lambda: drained(two, pool), what="the two workers to drain")
+    await eventually(lambda: fold_drained(two, pool), what="the two workers to drain")
     shared = await life.snapshot(pool)
     logs = [w.log() for w in workers]
     assert all("folded" in text for text in logs), "both workers should have folded records"
@@ -202,5 +189,5 @@ async def test_two_workers_give_the_same_rows_as_one(
     one_url, one_pool = await databases()
     one = replayer(settings, one_url, f"{settings.worker_id}-one")
     start(one, tmp_path, "worker-one", workers)
-    await eventually(lambda: drained(one, one_pool), timeout=90, what="one worker to drain")
+    await eventually(lambda: fold_drained(one, one_pool), timeout=90, what="one worker to drain")
     life.assert_same(await life.snapshot(one_pool), shared)

@@ -15,7 +15,7 @@ from typing import Any
 from app import topics
 from app.settings import Settings
 from streams.fold import Fold, InputRecord
-from streams.route import Source, frame, route_keys
+from streams.route import Source, frame, route_keys, routed_keys
 from tests.harness import fetch_all
 from tests.integration.test_fold_engine import T0
 
@@ -145,3 +145,59 @@ async def test_a_refused_task_half_leaves_the_agent_half_to_its_own_machine(sett
     assert (row["state"], row["assigned_agent_id"]) == ("cancelled", None)
     [row] = await fetch_all(pool, "SELECT status, current_task_id FROM agents WHERE id = %s", [agent])
     assert (row["status"], row["current_task_id"]) == ("busy", task)
+
+
+async def test_the_worker_folds_agent_halves_straight_from_agent_events_and_the_rest_from_the_router(
+    settings: Settings, pool: Any
+) -> None:
+    """Fold(direct=True), as in the worker: agent.events records as they sit on the topic, beside what the router
+    sends on (`routed_keys`): every part applied once, the router-only records only advance the position."""
+    fold = Fold(pool, settings, direct=True)
+    u = uuid.uuid4().hex[:8]
+    project, agent, task = f"p-d-{u}", f"a-d-{u}", f"t-d-{u}"
+    agent_topic, internal = settings.topic(topics.AGENT_EVENTS), settings.topic(topics.FOLD_TASKS)
+    counts = {agent_topic: 0, internal: 0}
+
+    def feed(short: str, event: dict[str, Any]) -> list[InputRecord]:
+        """The record on its input topic (read by the fold when it is agent.events) and what the router sends on."""
+        topic = settings.topic(short)
+        offset = counts.setdefault(topic, 0)
+        counts[topic] += 1
+        source = Source(topic, 0, offset, event.get("agent_id", "").encode() or None, json.dumps(event).encode())
+        out = [InputRecord(topic, 0, offset, source.key, source.value)] if short == topics.AGENT_EVENTS else []
+        for key, scope in routed_keys(short, source):
+            out.append(InputRecord(internal, 0, counts[internal], key, frame(source, scope)))
+            counts[internal] += 1
+        return out
+
+    upserted = {"id": f"p{project}", "type": "project.upserted", "time": T0, "project_id": project, "name": "P",
+                "k8s_namespace": project}  # fmt: skip
+    records = feed(topics.CONTROL_EVENTS, upserted)
+    records += feed(topics.CONTROL_EVENTS, {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task,
+                                            "project_id": project, "title": "t"})  # fmt: skip
+    records += feed(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
+                                          "pod_name": agent})  # fmt: skip
+    records += feed(topics.AGENT_EVENTS, {"id": f"s{task}", "type": "task.started", "time": T0, "agent_id": agent,
+                                          "task_id": task})  # fmt: skip
+    records += feed(topics.AGENT_EVENTS, {"id": f"q{task}", "type": "task.question_asked", "time": T0, "agent_id": agent,
+                                          "task_id": task, "question_id": f"q{task}", "question": "why?"})  # fmt: skip
+    records += feed(topics.AGENT_EVENTS, {"id": f"l{task}", "type": "log.batch", "time": T0, "agent_id": agent, "logs": [
+        {"id": f"l{task}-0", "type": "log", "time": T0, "agent_id": agent, "task_id": task, "message": "hi", "level": "info"},
+    ]})  # fmt: skip
+    direct = [r for r in records if r.topic == agent_topic]
+    assert len(direct) == 4 and counts[internal] == 4  # the router: project, task, task half, question (no logs)
+    stats = await fold.apply_batch(records)
+    assert (stats.refused, stats.invalid, stats.parked, stats.logs) == (0, 0, 0, 1), stats
+    [row] = await fetch_all(pool, "SELECT status, current_task_id FROM agents WHERE id = %s", [agent])
+    assert (row["status"], row["current_task_id"]) == ("busy", task)
+    [row] = await fetch_all(pool, "SELECT state, assigned_agent_id FROM tasks WHERE id = %s", [task])
+    assert (row["state"], row["assigned_agent_id"]) == ("needs_input", agent)
+    done = await fetch_all(pool, "SELECT event_id FROM processed_events WHERE event_id LIKE %s", [f"%{u}%"])
+    assert sorted(r["event_id"] for r in done) == sorted(
+        [f"p{project}", f"c{task}", f"r{agent}", f"s{task}", f"s{task}|agent", f"q{task}"]
+    )  # each part once: the question was folded from fold.tasks only, the logs by position
+    positions = await fetch_all(pool, "SELECT next_offset FROM fold_positions WHERE consumer = %s AND topic = %s",
+                                [settings.worker_id, agent_topic])  # fmt: skip
+    assert [p["next_offset"] for p in positions] == [4]  # past the router-only record too
+    again = await fold.apply_batch(records)
+    assert again.replayed == len(records) and again.applied == 0

@@ -75,3 +75,40 @@ def test_an_event_of_a_task_and_an_agent_is_routed_as_two_halves() -> None:
     assert unframe(frame(source, "agent")).scope == "agent" and unframe(frame(source)).scope is None
     assert scoped_id("e-1", "task") == "e-1" and scoped_id("e-1", "agent") == "e-1|agent"
     assert len(scoped_id("x" * 191, "agent")) <= 191
+
+
+def test_the_fold_reads_agents_own_events_straight_and_the_router_sends_on_the_rest() -> None:
+    """agent.events is keyed by agent: what orders by agent skips the router; each part is taken exactly once."""
+    from streams.route import AGENT_SCOPE, WHOLE, decoded, direct_part, route_keys, routed_keys
+
+    agent_events = [
+        {"id": "h", "type": "agent.heartbeat", "agent_id": "a-1", "status": "idle"},
+        {"id": "l", "type": "log.batch", "agent_id": "a-1", "logs": []},
+        {"id": "r", "type": "agent.registered", "agent_id": "a-1", "pod_name": "p"},
+        {"id": "s", "type": "task.started", "agent_id": "a-1", "task_id": "t-1"},
+        {"id": "q", "type": "task.question_asked", "agent_id": "a-1", "task_id": "t-1", "question_id": "q"},
+        {"id": "n", "type": "task.started", "agent_id": "a-1"},  # no task: one whole record, routed by its agent
+        {"id": "w", "type": ["task.started"], "agent_id": "a-1", "task_id": "t-1"},  # wrong-typed type
+    ]
+    parts = [direct_part(decoded(src(e))) for e in agent_events]
+    assert parts == [WHOLE, WHOLE, WHOLE, AGENT_SCOPE, None, None, WHOLE]
+    assert direct_part(decoded(src(b"\xff not json"))) == WHOLE
+    for event, part in zip(agent_events, parts, strict=True):
+        every = route_keys(topics.AGENT_EVENTS, src(event))
+        sent = routed_keys(topics.AGENT_EVENTS, src(event))
+        read_here = {scope for _, scope in every} if part == WHOLE else ({part} if part is not None else set())
+        assert {scope for _, scope in sent} | read_here == {scope for _, scope in every}, event
+        assert not {scope for _, scope in sent} & read_here, event  # never both
+    assert routed_keys(topics.AGENT_EVENTS, src(agent_events[3])) == [(b"t-1", "task")]
+    started = {"id": "s", "type": "task.started", "agent_id": "a-1", "task_id": "t-1"}
+    assert routed_keys(topics.CONTROL_EVENTS, src(started, topic="x.control.events")) == route_keys(
+        topics.CONTROL_EVENTS, src(started, topic="x.control.events")
+    )  # other topics: everything is routed
+
+
+def test_records_that_orjson_refuses_are_decoded_as_the_fold_decodes_them() -> None:
+    from streams.route import decoded
+
+    assert decoded(src(b'{"type": "log", "x": NaN}')) is not None
+    assert decoded(src(b'{"type": "log", "m": "\\ud800"}')) == {"type": "log", "m": "\ud800"}
+    assert decoded(src(b"[1, 2]")) is None and decoded(src(b"\xff")) is None
