@@ -76,13 +76,23 @@ async def lock_positions(cur: Any, consumer: str, positions: Iterable[Position])
     return {(row["topic"], int(row["partition"])): int(row["next_offset"]) for row in await cur.fetchall()}
 
 
+async def _advance(cur: Any, table: str, columns: Sequence[str], positions: Mapping[Any, int], stamp: str = "") -> None:
+    """Raise the stored next_offset of these keys (tuples of `columns`) where it is lower, in one statement
+    (a round trip per key would cost the fold more than its rows: a batch of log records names many agents)."""
+    if not positions:
+        return
+    match = " AND ".join(f"`{c}` = %s" for c in columns)
+    items = sorted(positions.items())
+    cases = " ".join([f"WHEN {match} THEN %s"] * len(items))
+    where = " OR ".join([f"({match} AND next_offset < %s)"] * len(items))
+    params = [v for key, offset in items for v in (*key, offset)] * 2
+    await cur.execute(f"UPDATE {table} SET next_offset = CASE {cases} END{stamp} WHERE {where}", params)
+
+
 async def save_positions(cur: Any, consumer: str, positions: Mapping[Position, int]) -> None:
-    for (topic, partition), next_offset in sorted(positions.items()):
-        await cur.execute(
-            "UPDATE fold_positions SET next_offset = %s, updated_at = CURRENT_TIMESTAMP(3)"
-            " WHERE consumer = %s AND topic = %s AND `partition` = %s AND next_offset < %s",
-            [next_offset, consumer, topic, partition, next_offset],
-        )
+    """Advance the stored next offsets of these partitions (never backwards)."""
+    keyed = {(consumer, topic, partition): offset for (topic, partition), offset in positions.items()}
+    await _advance(cur, "fold_positions", ("consumer", "topic", "partition"), keyed, ", updated_at = CURRENT_TIMESTAMP(3)")
 
 
 async def seen_event_ids(cur: Any, event_ids: Sequence[str]) -> set[str]:
@@ -210,9 +220,5 @@ async def lock_log_positions(cur: Any, keys: Iterable[tuple[str, str, int]]) -> 
 
 
 async def save_log_positions(cur: Any, positions: Mapping[tuple[str, str, int], int]) -> None:
-    for (agent_id, topic, partition), next_offset in sorted(positions.items()):
-        await cur.execute(
-            "UPDATE log_positions SET next_offset = %s WHERE agent_id = %s AND topic = %s AND `partition` = %s"
-            " AND next_offset < %s",
-            [next_offset, agent_id, topic, partition, next_offset],
-        )
+    """Advance the next offsets of log records per (agent_id, topic, partition) (never backwards)."""
+    await _advance(cur, "log_positions", ("agent_id", "topic", "partition"), positions)

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from app import topics
 from app.envelope import GiteaEnvelope
-from app.events import AGENT_TYPES, CONTROL_TYPES, Event, LogBatch, parse_event
+from app.events import AGENT_TYPES, CONTROL_TYPES, Event, LogBatch, parse_event, parse_event_json
 from streams import cloudevents
-from streams.machines import naive_utc
+from streams.machines import epoch_second
 from streams.route import Source
 
 DLQ_NAMESPACE = uuid.UUID("0b6f7f4e-3f0a-4b8e-8d2c-5a1e9c3b7d21")
@@ -25,13 +25,12 @@ SOURCE_TYPES = {topics.AGENT_EVENTS: AGENT_TYPES, topics.CONTROL_EVENTS: CONTROL
 Decoded = Event | GiteaEnvelope | str
 # What a TIMESTAMP column holds (MySQL and MariaDB), at the second the fold stores: an event time outside it
 # would make the server refuse the whole transaction, so such an event is refused here, with a reason.
-TIMESTAMP_MIN = datetime(1970, 1, 1, 0, 0, 1)
-TIMESTAMP_MAX = datetime(2038, 1, 19, 3, 14, 7)
+# As POSIX seconds (1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z): a log batch checks every line's time.
+TIMESTAMP_SECONDS = range(1, 2**31)
 
 
 def _time_out_of_range(moment: datetime) -> str | None:
-    stored = naive_utc(moment)
-    if TIMESTAMP_MIN <= stored <= TIMESTAMP_MAX:
+    if epoch_second(moment) in TIMESTAMP_SECONDS:
         return None
     return f"time {moment.isoformat()} is outside what the database stores (1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z)"
 
@@ -54,6 +53,10 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
     if short_topic not in SOURCE_TYPES:
         return f"records of topic {source.topic} are not folded by this worker"
     try:
+        return _checked(short_topic, source, parse_event_json(source.value))
+    except ValidationError:
+        pass  # what is not a valid event takes the way below, which says why in the words it always did
+    try:
         data = json.loads(source.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return f"record is not JSON: {exc}"
@@ -63,6 +66,11 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
         event = parse_event(data)
     except ValidationError as exc:
         return f"invalid event: {_why(exc)}"
+    return _checked(short_topic, source, event)
+
+
+def _checked(short_topic: str, source: Source, event: Event) -> Decoded:
+    """The event, or why it does not belong on its topic or holds a time the database cannot store."""
     if event.type not in SOURCE_TYPES[short_topic]:
         return f"{event.type} does not belong on {source.topic}"
     times = [event.time, *(line.time for line in event.logs)] if isinstance(event, LogBatch) else [event.time]

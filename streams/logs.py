@@ -12,12 +12,14 @@ metadata (`task_id`) with a NULL column, so an early line never blocks or dead-l
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from app.events import Log, LogBatch
 from db import fold_store
-from streams.machines import naive_utc
+from streams.machines import epoch_second
 from streams.parking import WorkItem
 from streams.route import Source
 from streams.uow import UnitOfWork
@@ -36,6 +38,7 @@ class LogWriter:
         self.positions = positions
         self._known_tasks = tasks
         self._advanced: dict[Key, int] = {}
+        self._stamps: dict[int, str] = {}
 
     @classmethod
     async def load(cls, uow: UnitOfWork, items: Sequence[WorkItem]) -> LogWriter:
@@ -66,9 +69,17 @@ class LogWriter:
             if task_id is not None and task_id not in self._known_tasks and self.uow.find("tasks", id=task_id) is None:
                 metadata, task_id = {**(metadata or {}), "task_id": task_id}, None
             encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata is not None else None
-            self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, naive_utc(line.time)))
+            self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(line.time)))
             stats.logs += 1
         return None
+
+    def _stamp(self, moment: datetime) -> str:
+        """`created_at` as the text of `naive_utc(moment)`: lines share seconds, and a string escapes faster."""
+        second = epoch_second(moment)
+        text = self._stamps.get(second)
+        if text is None:
+            text = self._stamps[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return text
 
     async def save(self, cur: Any) -> None:
         await fold_store.save_log_positions(cur, self._advanced)

@@ -8,6 +8,7 @@ the fold sends the event to the dlq with the reason).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
@@ -43,6 +44,13 @@ class Refused:
 
 
 Outcome = Changed[RowT] | Unchanged | Refused
+
+
+def epoch_second(moment: datetime) -> int:
+    """The POSIX second of `moment` (naive: UTC), rounded down: the second `naive_utc` keeps, as a number."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return math.floor(moment.timestamp())
 
 
 def naive_utc(moment: datetime) -> datetime:
