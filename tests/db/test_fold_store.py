@@ -53,3 +53,21 @@ async def test_update_rows_refuses_a_table_it_does_not_know(conn: Any) -> None:
             assert "unknown table" in str(exc)
         else:
             raise AssertionError("update_rows wrote to a table outside the fold's")
+
+
+async def test_positions_advance_together_and_never_backwards(conn: Any) -> None:
+    async with conn.cursor(DictCursor) as cur:
+        await fold_store.lock_positions(cur, "c", [("t", 0), ("t", 1), ("u", 0)])
+        await fold_store.save_positions(cur, "c", {("t", 0): 5, ("t", 1): 7, ("u", 0): 2})
+        await fold_store.save_positions(cur, "c", {("t", 0): 3, ("t", 1): 9})  # 3 < 5: kept at 5
+        assert await fold_store.lock_positions(cur, "c", [("t", 0), ("t", 1), ("u", 0)]) == {
+            ("t", 0): 5, ("t", 1): 9, ("u", 0): 2,
+        }  # fmt: skip
+        assert await fold_store.lock_positions(cur, "other", [("t", 0)]) == {("t", 0): 0}  # per consumer
+        keys = [(f"agent-{i}", "t", i % 3) for i in range(50)]
+        await fold_store.lock_log_positions(cur, keys)
+        await fold_store.save_log_positions(cur, {key: i + 1 for i, key in enumerate(keys)})
+        await fold_store.save_log_positions(cur, {keys[0]: 0, keys[1]: 10})
+        stored = await fold_store.lock_log_positions(cur, keys)
+    await conn.commit()
+    assert stored[keys[0]] == 1 and stored[keys[1]] == 10 and stored[keys[49]] == 50
