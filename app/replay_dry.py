@@ -116,7 +116,8 @@ def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, byte
 
 async def dry_run(settings: Settings, pool: Any, entries: Sequence[DlqEntry]) -> list[DryOutcome]:
     """What re-driving `entries` (in this order) would do now; the database is left unchanged."""
-    from streams.fold import Fold, InputRecord
+    from streams.fold import Fold
+    from streams.intake import InputRecord
 
     outcomes: list[DryOutcome] = []
     async with pool.acquire() as conn:

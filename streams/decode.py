@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app import topics
 from app.envelope import GiteaEnvelope
-from app.events import AGENT_TYPES, CONTROL_TYPES, Event, LogBatch, parse_event, parse_event_json
+from app.events import AGENT_TYPES, CONTROL_TYPES, Event, parse_event, parse_event_json
 from streams import cloudevents
 from streams.machines import epoch_second
 from streams.route import Source
@@ -29,8 +29,9 @@ Decoded = Event | GiteaEnvelope | str
 TIMESTAMP_SECONDS = range(1, 2**31)
 
 
-def _time_out_of_range(moment: datetime) -> str | None:
-    if epoch_second(moment) in TIMESTAMP_SECONDS:
+def time_out_of_range(moment: datetime, second: int | None = None) -> str | None:
+    """Why the database cannot store `moment` (its `epoch_second`, when known), or None."""
+    if (epoch_second(moment) if second is None else second) in TIMESTAMP_SECONDS:
         return None
     return f"time {moment.isoformat()} is outside what the database stores (1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z)"
 
@@ -48,7 +49,7 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
             envelope = GiteaEnvelope.decode(source.value)
         except ValidationError as exc:
             return f"invalid gitea.webhooks envelope: {_why(exc)}"
-        why = _time_out_of_range(envelope.received_at)
+        why = time_out_of_range(envelope.received_at)
         return envelope if why is None else f"invalid gitea.webhooks envelope: received_at: {why}"
     if short_topic not in SOURCE_TYPES:
         return f"records of topic {source.topic} are not folded by this worker"
@@ -73,10 +74,8 @@ def _checked(short_topic: str, source: Source, event: Event) -> Decoded:
     """The event, or why it does not belong on its topic or holds a time the database cannot store."""
     if event.type not in SOURCE_TYPES[short_topic]:
         return f"{event.type} does not belong on {source.topic}"
-    times = [event.time, *(line.time for line in event.logs)] if isinstance(event, LogBatch) else [event.time]
-    for moment in times:
-        if (why := _time_out_of_range(moment)) is not None:
-            return f"invalid event: {why}"
+    if (why := time_out_of_range(event.time)) is not None:  # a batch's lines: streams/logs.py, once per line
+        return f"invalid event: {why}"
     return event
 
 

@@ -1,8 +1,6 @@
 """The fold engine: a batch of records becomes one MySQL transaction, exactly once.
 
-Records come from `fold.tasks` (framed by the router, streams/route.py, with their source position)
-or straight from an input topic: whole events; in the worker (`direct`), agent.events records as
-`route.direct_part` says (the agent half of a split event; nothing of what the router sends on).
+Records become work items in streams/intake.py (from `fold.tasks`, or straight from an input topic).
 Each transaction locks and advances the stored next offset of every partition it consumed, so a
 redelivered record changes nothing; an event id already folded (applied or refused) changes nothing
 either. Log lines are de-duplicated by the position of their record, per agent (log_positions), and
@@ -14,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 from asyncmy.cursors import DictCursor
@@ -27,9 +25,10 @@ from app.settings import Settings
 from db import fold_store
 from streams import decode as decoding
 from streams.handlers import Context, handle
+from streams.intake import InputRecord, Intake
 from streams.logs import LogWriter
 from streams.parking import Parking, Wait, WorkItem
-from streams.route import WHOLE, Source, decoded, direct_part, route_key, scoped_id, source_order, unframe
+from streams.route import Source, scoped_id, source_order
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -68,16 +67,6 @@ def creates(item: Event | GiteaEnvelope, wait: tuple[str, str]) -> bool:
 COUNTERS = ("applied", "unchanged", "refused", "invalid", "duplicates", "replayed", "parked", "logs")
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: float = 0.0
-
-
 @dataclass(slots=True)
 class FoldStats:
     applied: int = 0
@@ -103,23 +92,12 @@ class Fold:
     def __init__(self, pool: Any, settings: Settings, *, direct: bool = False) -> None:
         self.pool = pool
         self.settings = settings
-        self.direct = direct
-        """agent.events records as the worker reads them beside `fold.tasks` (route.direct_part), not whole."""
+        self.intake = Intake(settings, direct=direct)
         self.consumer = settings.worker_id
-        self._short = {settings.topic(name): name for name in topics.ALL_TOPICS}
         self.dlq_topic = settings.topic(topics.DLQ)
 
-    def source_of(self, record: InputRecord) -> Source | str:
-        """The input record behind a record: unframed from fold.tasks, else the record itself."""
-        if self._short.get(record.topic) != topics.FOLD_TASKS:
-            return Source(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
-        try:
-            return unframe(record.value)
-        except (ValueError, KeyError, TypeError) as exc:
-            return f"{record.topic} record is not a router frame: {exc!r}"
-
     def decode(self, source: Source) -> decoding.Decoded:
-        return decoding.decode(self._short.get(source.topic), source)
+        return self.intake.decode(source)
 
     async def apply_batch(self, records: Sequence[InputRecord]) -> FoldStats:
         """Fold the batch in one transaction; on a data error, record by record. DB trouble raises."""
@@ -228,29 +206,7 @@ class Fold:
         stats.replayed += len(records) - len(fresh)
         for r in fresh:
             positions[(r.topic, r.partition)] = r.offset + 1
-        items: list[WorkItem] = []
-        for record in fresh:
-            source = self.source_of(record)
-            if isinstance(source, str):
-                broken = Source(record.topic, record.partition, record.offset, record.key, record.value)
-                items.append(WorkItem(broken, source, ""))
-                continue
-            short = self._short.get(source.topic, "")
-            if record.topic != source.topic:  # from fold.tasks: the router's key
-                key = record.key
-            elif self.direct and short == topics.AGENT_EVENTS:
-                data = decoded(source)
-                part = direct_part(data)
-                if part is None:
-                    continue  # the router sends it on to fold.tasks
-                if part != WHOLE:
-                    source = replace(source, scope=part)
-                agent = data.get("agent_id") if data is not None else None  # the agent orders what is read here
-                key = agent.encode() if isinstance(agent, str) and agent else record.key
-            else:
-                key = route_key(short, source)  # a whole event straight from its input topic: the same key now
-            entity = (key or b"").decode("utf-8", "replace")
-            items.append(WorkItem(source, self.decode(source), entity))
+        items = self.intake.work_items(fresh)
         items = source_order(items, lambda w: w.source)
         if first is not None:
             items.insert(0, first)

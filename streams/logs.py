@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from app.events import Log, LogBatch
 from db import fold_store
+from streams.decode import time_out_of_range
 from streams.machines import epoch_second
 from streams.parking import WorkItem
 from streams.route import Source
@@ -62,20 +62,24 @@ class LogWriter:
             return None
         if await self.uow.get("agents", item.agent_id) is None:
             return f"{item.type} names agent {item.agent_id!r}, which has not registered; register first"
+        lines = item.logs if isinstance(item, LogBatch) else [item]
+        seconds = [epoch_second(line.time) for line in lines]  # checked here, not in decode: once per line
+        for index, (line, second) in enumerate(zip(lines, seconds, strict=True)):
+            if (why := time_out_of_range(line.time, second)) is not None:
+                return f"invalid event: logs.{index}.time: {why}" if isinstance(item, LogBatch) else f"invalid event: {why}"
         self.positions[key] = source.offset + 1
         self._advanced[key] = source.offset + 1
-        for line in item.logs if isinstance(item, LogBatch) else [item]:
+        for line, second in zip(lines, seconds, strict=True):
             task_id, metadata = line.task_id, line.metadata
             if task_id is not None and task_id not in self._known_tasks and self.uow.find("tasks", id=task_id) is None:
                 metadata, task_id = {**(metadata or {}), "task_id": task_id}, None
             encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata is not None else None
-            self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(line.time)))
+            self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(second)))
             stats.logs += 1
         return None
 
-    def _stamp(self, moment: datetime) -> str:
-        """`created_at` as the text of `naive_utc(moment)`: lines share seconds, and a string escapes faster."""
-        second = epoch_second(moment)
+    def _stamp(self, second: int) -> str:
+        """`created_at` as the text of `naive_utc(time)` (lines share seconds, and a string escapes faster)."""
         text = self._stamps.get(second)
         if text is None:
             text = self._stamps[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))

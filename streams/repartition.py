@@ -20,7 +20,7 @@ from asyncmy.cursors import DictCursor
 from app import topics
 from app.settings import Settings
 from db import fold_store
-from streams.fold import InputRecord
+from streams.intake import InputRecord
 from streams.route import Source, decoded, frame, routed_keys, source_order
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -160,16 +161,38 @@ def gitea_key(data: dict[str, Any]) -> str | None:
 
 
 def decoded(source: Source) -> dict[str, Any] | None:
-    """The record's JSON object, or None. orjson first (a log batch is kilobytes); what it refuses (NaN, a lone
+    return decode_object(source.value)
+
+
+def decode_object(value: bytes) -> dict[str, Any] | None:
+    """The JSON object in `value`, or None. orjson first (a log batch is kilobytes); what it refuses (NaN, a lone
     surrogate escape) the standard library decides, as the fold's own decoding does."""
     try:
-        data = orjson.loads(source.value)
+        data = orjson.loads(value)
     except orjson.JSONDecodeError:
         try:
-            data = json.loads(source.value)
+            data = json.loads(value)
         except (UnicodeDecodeError, json.JSONDecodeError):
             return None
     return data if isinstance(data, dict) else None
+
+
+# The type of an event whose JSON opens with it (or with its id, then it), as the web side writes them: enough to
+# tell logs and agent-only events without decoding kilobytes. Anything else is decoded (`direct_part_of`).
+_LEADING_TYPE = re.compile(rb'\{\s*(?:"id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:\s*"([a-z0-9_.]+)"')
+
+
+def direct_part_of(value: bytes) -> str | None:
+    """`direct_part` of a record value, from its leading type alone when that decides it. The router and the fold
+    both ask this function, so they agree on every record, even one whose JSON is broken after its type."""
+    leading = _LEADING_TYPE.match(value)
+    if leading is not None:
+        kind = leading.group(1).decode()
+        if kind in LOG_TYPES or kind in AGENT_ONLY:
+            return WHOLE
+        if kind not in SPLIT:
+            return None
+    return direct_part(decode_object(value))
 
 
 def direct_part(data: dict[str, Any] | None) -> str | None:
@@ -220,11 +243,8 @@ def route_keys(
 def routed_keys(
     short_topic: str, source: Source, question_tasks: Mapping[str, str] | None = None
 ) -> list[tuple[bytes | None, str | None]]:
-    """What the router sends on for an input record: `route_keys` less what the fold reads straight (`direct_part`)."""
-    keys = route_keys(short_topic, source, question_tasks)
-    if short_topic != topics.AGENT_EVENTS:
-        return keys
-    part = direct_part(decoded(source))
+    """What the router sends on for an input record: `route_keys` less what the fold reads straight (`direct_part_of`)."""
+    part = direct_part_of(source.value) if short_topic == topics.AGENT_EVENTS else None
     if part == WHOLE:
         return []
-    return [(key, scope) for key, scope in keys if part is None or scope != part]
+    return [(key, scope) for key, scope in route_keys(short_topic, source, question_tasks) if part is None or scope != part]

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 
 from app import topics
 from app.settings import Settings
-from streams.fold import InputRecord
+from streams.intake import InputRecord
 from streams.repartition import router_group
 
 if TYPE_CHECKING:

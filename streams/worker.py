@@ -26,7 +26,8 @@ from app import topics
 from app.settings import Settings
 from db.pool import create_pool
 from streams import faust_transport
-from streams.fold import Fold, FoldStats, InputRecord
+from streams.fold import Fold, FoldStats
+from streams.intake import InputRecord
 from streams.relay import OutboxRelay
 from streams.repartition import Router
 from streams.router_loop import run_router

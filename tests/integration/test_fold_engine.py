@@ -9,7 +9,8 @@ from typing import Any
 
 from app import topics
 from app.settings import Settings
-from streams.fold import Fold, InputRecord
+from streams.fold import Fold
+from streams.intake import InputRecord
 from streams.sweeper import Sweeper
 from tests.harness import fetch_all
 

@@ -85,3 +85,25 @@ async def test_a_parked_event_the_database_refuses_goes_alone_to_the_dlq(setting
     assert not await fetch_all(pool, "SELECT id FROM task_questions WHERE task_id = %s", [task])
     refused = [d for d in await _dlq(pool, settings) if "database refused the change" in d["reason"]]
     assert [(d["source"]["topic"], d["source"]["offset"]) for d in refused] == [(settings.topic(topics.AGENT_EVENTS), 2)]
+
+
+async def test_a_log_batch_with_a_line_time_the_database_cannot_store_is_refused_whole(settings: Settings, pool: Any) -> None:
+    fold, feed = Fold(pool, settings), Feed(settings)
+    agent = f"a-lt-{uuid.uuid4().hex[:8]}"
+
+    def batch(n: int, late: bool) -> dict[str, Any]:
+        lines = [{"id": f"l{agent}-{n}-{i}", "type": "log", "time": "2100-01-01T00:00:00Z" if late and i == 1 else T0,
+                  "agent_id": agent, "message": f"line {i}"} for i in range(3)]  # fmt: skip
+        return {"id": f"b{agent}-{n}", "type": "log.batch", "time": T0, "agent_id": agent, "logs": lines}
+
+    stats = await fold.apply_batch([
+        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
+                                          "pod_name": agent}),
+        feed.record(topics.AGENT_EVENTS, batch(0, late=True)),
+        feed.record(topics.AGENT_EVENTS, batch(1, late=False)),
+    ])  # fmt: skip
+    assert (stats.applied, stats.refused, stats.logs) == (1, 1, 3), stats
+    lines = await fetch_all(pool, "SELECT message, created_at FROM agent_logs WHERE agent_id = %s ORDER BY id", [agent])
+    assert [(r["message"], str(r["created_at"])) for r in lines] == [(f"line {i}", "2026-11-22 10:00:00") for i in range(3)]
+    reasons = {d["source"]["offset"]: d["reason"] for d in await _dlq(pool, settings) if d["key"] is None}
+    assert reasons[1].startswith("invalid event: logs.1.time: time 2100-01-01") and 2 not in reasons

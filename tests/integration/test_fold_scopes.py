@@ -14,7 +14,8 @@ from typing import Any
 
 from app import topics
 from app.settings import Settings
-from streams.fold import Fold, InputRecord
+from streams.fold import Fold
+from streams.intake import InputRecord
 from streams.route import Source, frame, route_keys, routed_keys
 from tests.harness import fetch_all
 from tests.integration.test_fold_engine import T0

@@ -65,4 +65,4 @@ def test_epoch_seconds_and_log_stamps_are_the_naive_utc_second(moment: datetime,
     if datetime(1970, 1, 1, 0, 0, 1) <= stored <= datetime(2038, 1, 19, 3, 14, 7):
         writer = LogWriter.__new__(LogWriter)
         writer._stamps = {}
-        assert writer._stamp(aware) == str(stored)
+        assert writer._stamp(epoch_second(aware)) == str(stored)

@@ -112,3 +112,26 @@ def test_records_that_orjson_refuses_are_decoded_as_the_fold_decodes_them() -> N
     assert decoded(src(b'{"type": "log", "x": NaN}')) is not None
     assert decoded(src(b'{"type": "log", "m": "\\ud800"}')) == {"type": "log", "m": "\ud800"}
     assert decoded(src(b"[1, 2]")) is None and decoded(src(b"\xff")) is None
+
+
+def test_the_leading_type_decides_as_the_whole_record_would() -> None:
+    """direct_part_of peeks at the type a record opens with; for valid JSON it says what decoding would say."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from streams.route import AGENT_ONLY, LOG_TYPES, SPLIT, WHOLE, decode_object, direct_part, direct_part_of
+
+    kinds = st.sampled_from(sorted(LOG_TYPES | AGENT_ONLY | SPLIT | {"task.created", "task.question_asked", "x"}))
+
+    @given(kinds, st.booleans(), st.booleans(), st.booleans(), st.sampled_from(["", " ", "\n  "]))
+    def agree(kind: str, with_id: bool, with_task: bool, type_first: bool, space: str) -> None:
+        fields = [("type", kind), ("agent_id", "a-1")] + ([("task_id", "t-1")] if with_task else [])
+        if with_id:
+            fields.insert(0 if not type_first else 1, ("id", "e-1"))
+        raw = ("{" + space + ("," + space).join(f'"{k}":{space}"{v}"' for k, v in fields) + "}").encode()
+        assert direct_part_of(raw) == direct_part(decode_object(raw)), raw
+
+    agree()
+    assert direct_part_of(b'{"id":"e","type":"agent.heartbeat", broken') == WHOLE  # the fold dead-letters it
+    assert direct_part_of(b'{"id":"e","type":"task.created", broken') is None  # the router routes it; the fold skips
+    assert direct_part_of(b'{"id":"e\\"x","type":"task.started","agent_id":"a","task_id":"t"}') == "agent"
