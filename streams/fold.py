@@ -25,7 +25,7 @@ from app.settings import Settings
 from db import fold_store
 from streams import decode as decoding
 from streams.handlers import Context, handle
-from streams.intake import InputRecord, Intake, Prepared
+from streams.intake import InputRecord, Intake
 from streams.logs import LogWriter
 from streams.parking import Parking, Wait, WorkItem
 from streams.route import Source, scoped_id, source_order
@@ -99,11 +99,10 @@ class Fold:
     def decode(self, source: Source) -> decoding.Decoded:
         return self.intake.decode(source)
 
-    async def apply_batch(self, records: Sequence[InputRecord], prepared: Prepared | None = None) -> FoldStats:
-        """Fold the batch in one transaction (`prepared`: its work items decoded ahead, `Intake.prepare`); on a
-        data error, record by record. DB trouble raises."""
+    async def apply_batch(self, records: Sequence[InputRecord]) -> FoldStats:
+        """Fold the batch in one transaction; on a data error, record by record. DB trouble raises."""
         try:
-            return await self._transaction(records, prepared=prepared)
+            return await self._transaction(records)
         except MySQLError as exc:
             if not refused_by_data(exc):
                 raise
@@ -162,18 +161,18 @@ class Fold:
     @overload
     async def _transaction(
         self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
-        created: list[tuple[str, str]] | None = None, woken: None = None, prepared: Prepared | None = None,
+        created: list[tuple[str, str]] | None = None, woken: None = None,
     ) -> FoldStats: ...  # fmt: skip
 
     @overload
     async def _transaction(
         self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
-        created: list[tuple[str, str]] | None = None, woken: Wait, prepared: Prepared | None = None,
+        created: list[tuple[str, str]] | None = None, woken: Wait,
     ) -> FoldStats | None: ...  # fmt: skip
 
     async def _transaction(
         self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
-        created: list[tuple[str, str]] | None = None, woken: Wait | None = None, prepared: Prepared | None = None,
+        created: list[tuple[str, str]] | None = None, woken: Wait | None = None,
     ) -> FoldStats | None:  # fmt: skip
         """Fold `records` in one transaction (with `woken`: the oldest event parked for that row instead;
         None when there is none). `wake=False` leaves parked events parked and lists the created rows."""
@@ -188,7 +187,7 @@ class Fold:
                         if first is None:
                             await conn.rollback()
                             return None
-                    rows = await self._fold(cur, records, stats, refuse, wake=wake, first=first, woken=woken, prepared=prepared)
+                    rows = await self._fold(cur, records, stats, refuse, wake=wake, first=first, woken=woken)
                     if created is not None:
                         created += rows
                 await conn.commit()
@@ -199,7 +198,7 @@ class Fold:
 
     async def _fold(
         self, cur: Any, records: Sequence[InputRecord], stats: FoldStats, refuse: str | None, *, wake: bool = True,
-        first: WorkItem | None = None, woken: Wait | None = None, prepared: Prepared | None = None,
+        first: WorkItem | None = None, woken: Wait | None = None,
     ) -> list[tuple[str, str]]:  # fmt: skip
         """Fold the records (after `first`, an event taken from the parked ones); the rows created."""
         positions = await fold_store.lock_positions(cur, self.consumer, ((r.topic, r.partition) for r in records))
@@ -207,7 +206,7 @@ class Fold:
         stats.replayed += len(records) - len(fresh)
         for r in fresh:
             positions[(r.topic, r.partition)] = r.offset + 1
-        items = self.intake.work_items(fresh, prepared)
+        items = self.intake.work_items(fresh)
         items = source_order(items, lambda w: w.source)
         if first is not None:
             items.insert(0, first)

@@ -29,10 +29,6 @@ class InputRecord:
     timestamp: float = 0.0
 
 
-Prepared = dict[tuple[str, int, int], list[WorkItem]]
-"""Work items decoded ahead, by (topic, partition, offset) of their record."""
-
-
 class Intake:
     def __init__(self, settings: Settings, *, direct: bool = False) -> None:
         self.direct = direct
@@ -50,37 +46,30 @@ class Intake:
     def decode(self, source: Source) -> decoding.Decoded:
         return decoding.decode(self._short.get(source.topic), source)
 
-    def prepare(self, records: Sequence[InputRecord]) -> Prepared:
-        """The work items of each record, decoded ahead (no I/O: the worker decodes the next batch while the
-        database works on the one before)."""
-        return {(r.topic, r.partition, r.offset): self._items_of(r) for r in records}
-
-    def work_items(self, records: Sequence[InputRecord], prepared: Prepared | None = None) -> list[WorkItem]:
+    def work_items(self, records: Sequence[InputRecord]) -> list[WorkItem]:
         """The work items of these records, in their order (what the router sends on is left out)."""
         items: list[WorkItem] = []
         for record in records:
-            ready = prepared.get((record.topic, record.partition, record.offset)) if prepared is not None else None
-            items += ready if ready is not None else self._items_of(record)
+            source = self.source_of(record)
+            if isinstance(source, str):
+                broken = Source(record.topic, record.partition, record.offset, record.key, record.value)
+                items.append(WorkItem(broken, source, ""))
+                continue
+            short = self._short.get(source.topic, "")
+            if record.topic != source.topic:  # from fold.tasks: the router's key
+                items.append(WorkItem(source, self.decode(source), _text(record.key)))
+            elif self.direct and short == topics.AGENT_EVENTS:
+                part = direct_part_of(source.value)
+                if part is None:
+                    continue  # the router sends it on to fold.tasks
+                if part != WHOLE:
+                    source = replace(source, scope=part)
+                event = self.decode(source)
+                agent = getattr(event, "agent_id", None)  # the agent orders what is read here
+                items.append(WorkItem(source, event, agent if isinstance(agent, str) and agent else _text(record.key)))
+            else:  # a whole event straight from its input topic: keyed as the router would key it
+                items.append(WorkItem(source, self.decode(source), _text(route_key(short, source))))
         return items
-
-    def _items_of(self, record: InputRecord) -> list[WorkItem]:
-        source = self.source_of(record)
-        if isinstance(source, str):
-            return [WorkItem(Source(record.topic, record.partition, record.offset, record.key, record.value), source, "")]
-        short = self._short.get(source.topic, "")
-        if record.topic != source.topic:  # from fold.tasks: the router's key
-            return [WorkItem(source, self.decode(source), _text(record.key))]
-        if self.direct and short == topics.AGENT_EVENTS:
-            part = direct_part_of(source.value)
-            if part is None:
-                return []  # the router sends it on to fold.tasks
-            if part != WHOLE:
-                source = replace(source, scope=part)
-            event = self.decode(source)
-            agent = getattr(event, "agent_id", None)  # the agent orders what is read here
-            return [WorkItem(source, event, agent if isinstance(agent, str) and agent else _text(record.key))]
-        # A whole event straight from its input topic: keyed as the router would key it.
-        return [WorkItem(source, self.decode(source), _text(route_key(short, source)))]
 
 
 def _text(key: bytes | None) -> str:

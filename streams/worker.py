@@ -3,8 +3,7 @@
 Two stages (see streams/route.py): `route` reads the three input topics and re-keys records onto
 `fold.tasks` by their ordering entity (a plain aiokafka consumer group, streams/router_loop.py, that commits
 after routing); `fold` (the Faust agent) reads `fold.tasks` and, beside it, agent.events (its agents' own
-events and logs need no re-keying: `route.direct_part`), and folds batches into MySQL (decoding the next
-batch while the database works on the one before), taking batches
+events and logs need no re-keying: `route.direct_part`), and folds batches into MySQL, taking batches
 without acknowledging (`noack_take`) and acknowledging only after their transaction committed;
 database and broker trouble is retried with backoff, so a partition waits and never skips. During
 shutdown a failing batch is abandoned unacknowledged (it is redelivered to the next owner).
@@ -13,7 +12,6 @@ shutdown a failing batch is abandoned unacknowledged (it is redelivered to the n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -29,7 +27,7 @@ from app.settings import Settings
 from db.pool import create_pool
 from streams import faust_transport
 from streams.fold import Fold, FoldStats
-from streams.intake import InputRecord, Prepared
+from streams.intake import InputRecord
 from streams.relay import OutboxRelay
 from streams.repartition import Router
 from streams.router_loop import run_router
@@ -124,18 +122,12 @@ class FoldRuntime:
         assert router is not None
         return await self._until_done(f"routing {len(records)} records", lambda: router.route_batch(records))
 
-    async def prepare(self, records: list[InputRecord]) -> Prepared:
-        """The batch's work items, decoded ahead (no I/O)."""
-        await self.ready.wait()
-        assert self.fold is not None
-        return self.fold.intake.prepare(records)
-
-    async def fold_until_done(self, records: list[InputRecord], prepared: Prepared | None = None) -> FoldStats:
+    async def fold_until_done(self, records: list[InputRecord]) -> FoldStats:
         """Fold a batch, retrying database trouble with backoff: the partition waits, it never skips."""
         await self.ready.wait()
         fold, relay = self.fold, self.relay
         assert fold is not None and relay is not None
-        stats = await self._until_done(f"fold of {len(records)} records", lambda: fold.apply_batch(records, prepared))
+        stats = await self._until_done(f"fold of {len(records)} records", lambda: fold.apply_batch(records))
         self.totals.add(stats)
         relay.wake.set()
         return stats
@@ -175,34 +167,12 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
 
     @app.agent(inputs, name="fold")
     async def fold(stream: Any) -> None:
-        """Batches fold one after the other, in order; each is decoded while the one before is in its transaction
-        (the database works, the process would idle), and acknowledged once its transaction committed."""
-
-        async def commit(records: list[InputRecord], prepared: Prepared, events: list[Any]) -> None:
-            try:
-                stats = await runtime.fold_until_done(records, prepared)
-            except Exception:
-                log.exception("fold of %d record(s) failed; they stay unacknowledged", len(records))
-                raise
+        async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
+            records = _records(events)
+            stats = await runtime.fold_until_done(records)
             log.info("folded %d record(s): %s; totals %s", len(records), stats, runtime.totals)
             for event in events:
                 await stream.ack(event)
-
-        previous: asyncio.Task[None] | None = None
-        try:
-            async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
-                records = _records(events)
-                prepared = await runtime.prepare(records)
-                if previous is not None:
-                    await previous
-                previous = asyncio.create_task(commit(records, prepared, events))
-            if previous is not None:
-                await previous
-        finally:
-            if previous is not None and not previous.done():
-                previous.cancel()  # shutdown: its transaction rolls back, its records stay unacknowledged
-                with contextlib.suppress(asyncio.CancelledError):
-                    await previous
 
     @app.task  # type: ignore[untyped-decorator]
     async def relay() -> None:
