@@ -216,6 +216,9 @@ async def one_run(broker: EmbeddedBroker, run: int) -> dict[str, float]:
             await ensure_topics(s, broker.bootstrap)
             await produce(broker.bootstrap, s.topic(topics.AGENT_EVENTS), events["b"])
             out[f"{kind}_b"] = rows / await kafka_loop(pool, broker.bootstrap, s.topic(topics.AGENT_EVENTS), len(events["b"]))
+            # Its own topics: on (b)'s, the pipeline would fold (b)'s input too, and be timed for half its work.
+            s = s.model_copy(update={"topic_prefix": f"c{tags['c']}."})
+            await ensure_topics(s, broker.bootstrap)
             out[f"{kind}_c"] = rows / await pipeline(s, pool, events["c"], tags["c"])
         s = load_settings(kafka_bootstrap=broker.bootstrap, database_url=url, topic_prefix=f"l{run}{uuid.uuid4().hex[:4]}.",
                           worker_id=f"bench-lat-{run}-{uuid.uuid4().hex[:4]}", topic_partitions=4,
