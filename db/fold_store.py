@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from db.literals import quoter
+
 JSON_COLUMNS: dict[str, frozenset[str]] = {
     "projects": frozenset({"env_vars", "mcp_tools", "mcp_permissions"}),
     "agents": frozenset({"capabilities"}),
@@ -183,10 +185,9 @@ async def update_rows(cur: Any, table: str, changes: Sequence[tuple[str, Mapping
 async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
     """Queue (event_id, topic, key, payload) for the relay; an id already queued is kept once."""
     if rows:
-        await cur.execute(
-            "INSERT IGNORE INTO outbox (event_id, topic, message_key, payload) VALUES " + _placeholders(len(rows), 4),
-            [v for row in rows for v in row],
-        )
+        quote = quoter(cur)  # the payloads are kilobytes: quoted by db/literals.py, not per parameter by the driver
+        values = ",".join(f"({quote(e)},{quote(t)},{quote(k)},{quote(p)})" for e, t, k, p in rows)
+        await cur.execute(f"INSERT IGNORE INTO outbox (event_id, topic, message_key, payload) VALUES {values}")
 
 
 LOG_ROWS_PER_STATEMENT = 1000
@@ -195,23 +196,21 @@ LOG_ROWS_PER_STATEMENT = 1000
 async def insert_logs(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert agent_logs rows (agent_id, task_id, level, message, metadata, created_at), many per statement.
 
-    The VALUES text is built with the connection's own quoting (`literal`, as the driver does for parameters),
-    each repeated value (agent, task, level, second) quoted once: at tens of thousands of lines per second the
-    driver's per-parameter path costs more than the database.
+    The VALUES text is built here (db/literals.py), each repeated value (agent, task, level, second) quoted once:
+    at tens of thousands of lines per second the driver's per-parameter path costs more than the database.
     """
-    literal = cur.connection.literal
-    quoted: dict[Any, str] = {None: "NULL"}
+    quote = quoter(cur)
+    quoted: dict[Any, str] = {}
 
     def once(value: Any) -> str:
         text = quoted.get(value)
         if text is None:
-            text = quoted[value] = literal(value)
+            text = quoted[value] = quote(value)
         return text
 
     for start in range(0, len(rows), LOG_ROWS_PER_STATEMENT):
         values = ",".join(
-            f"({once(agent)},{once(task)},{once(level)},{literal(message)},{'NULL' if meta is None else literal(meta)},"
-            f"{once(created)})"
+            f"({once(agent)},{once(task)},{once(level)},{quote(message)},{quote(meta)},{once(created)})"
             for agent, task, level, message, meta, created in rows[start : start + LOG_ROWS_PER_STATEMENT]
         )
         await cur.execute(f"INSERT INTO agent_logs (agent_id, task_id, level, message, metadata, created_at) VALUES {values}")
