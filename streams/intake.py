@@ -21,6 +21,9 @@ from streams.route import WHOLE, Source, direct_part_of, route_key, unframe
 
 @dataclass(frozen=True, slots=True)
 class InputRecord:
+    """A record as consumed (its own position is what the fold stores); `Source` is the input record it carries
+    (the same record when read straight from an input topic, the framed one when read from fold.tasks)."""
+
     topic: str
     partition: int
     offset: int
