@@ -17,6 +17,19 @@ from tests.harness import fetch_all
 T0 = "2026-11-22T10:00:00Z"
 
 
+def project_upserted(project: str) -> dict[str, Any]:
+    return {"id": f"p{project}", "type": "project.upserted", "time": T0, "project_id": project, "name": "P",
+            "k8s_namespace": project}  # fmt: skip
+
+
+def task_created(task: str, project: str) -> dict[str, Any]:
+    return {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task, "project_id": project, "title": "t"}
+
+
+def agent_registered(agent: str, time: str = T0) -> dict[str, Any]:
+    return {"id": f"r{agent}", "type": "agent.registered", "time": time, "agent_id": agent, "pod_name": agent}
+
+
 class Feed:
     """Records as they would sit on the input topics, with growing offsets per (topic, partition)."""
 
@@ -39,11 +52,9 @@ def ids(tag: str) -> tuple[str, str, str]:
 async def test_events_wait_for_rows_of_other_partitions_and_keep_their_order(settings: Settings, pool: Any) -> None:
     fold, feed = Fold(pool, settings), Feed(settings)
     project, task, agent = ids("park")
-    await fold.apply_batch([feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0,
-                                                             "agent_id": agent, "pod_name": agent})])  # fmt: skip
+    await fold.apply_batch([feed.record(topics.AGENT_EVENTS, agent_registered(agent))])
     early = [
-        feed.record(topics.CONTROL_EVENTS, {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task,
-                                            "project_id": project, "title": "t"}),
+        feed.record(topics.CONTROL_EVENTS, task_created(task, project)),
         feed.record(topics.AGENT_EVENTS, {"id": f"s{task}", "type": "task.started", "time": T0, "agent_id": agent,
                                           "task_id": task}),
         feed.record(topics.CONTROL_EVENTS, {"id": f"x{task}", "type": "task.cancelled", "time": T0, "task_id": task}, 1),
@@ -51,8 +62,7 @@ async def test_events_wait_for_rows_of_other_partitions_and_keep_their_order(set
     stats = await fold.apply_batch(early)
     assert (stats.parked, stats.refused, stats.applied) == (3, 0, 0)
     assert len(await fetch_all(pool, "SELECT id FROM parked_events WHERE entity IN (%s, %s)", [task, project])) == 3
-    project_event = {"id": f"p{project}", "type": "project.upserted", "time": T0, "project_id": project, "name": "P",
-                     "k8s_namespace": project}  # fmt: skip
+    project_event = project_upserted(project)
     stats = await fold.apply_batch([feed.record(topics.CONTROL_EVENTS, project_event, 2)])
     assert stats.applied == 4 and stats.refused == 0
     [row] = await fetch_all(pool, "SELECT state, assigned_agent_id FROM tasks WHERE id = %s", [task])
@@ -64,10 +74,8 @@ async def test_redelivery_and_the_same_event_id_change_nothing(settings: Setting
     fold, feed = Fold(pool, settings), Feed(settings)
     project, task, _ = ids("once")
     batch = [
-        feed.record(topics.CONTROL_EVENTS, {"id": f"p{project}", "type": "project.upserted", "time": T0,
-                                            "project_id": project, "name": "P", "k8s_namespace": project}),
-        feed.record(topics.CONTROL_EVENTS, {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task,
-                                            "project_id": project, "title": "t"}),
+        feed.record(topics.CONTROL_EVENTS, project_upserted(project)),
+        feed.record(topics.CONTROL_EVENTS, task_created(task, project)),
     ]  # fmt: skip
     assert (await fold.apply_batch(batch)).applied == 2
     outbox = await fetch_all(pool, "SELECT COUNT(*) AS n FROM outbox")
@@ -80,7 +88,7 @@ async def test_redelivery_and_the_same_event_id_change_nothing(settings: Setting
 async def test_log_batches_become_rows_once(settings: Settings, pool: Any) -> None:
     fold, feed = Fold(pool, settings), Feed(settings)
     _, task, agent = ids("logs")
-    register = {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent, "pod_name": agent}
+    register = agent_registered(agent)
     lines = [{"id": f"{agent}-{i}", "type": "log", "time": T0, "agent_id": agent, "message": f"m{i}", "task_id": task}
              for i in range(100)]  # fmt: skip
     batch = [feed.record(topics.AGENT_EVENTS, register),
@@ -101,8 +109,7 @@ async def test_a_silent_agent_goes_offline_once(settings: Settings, pool: Any) -
     fold, feed = Fold(pool, settings), Feed(settings)
     _, _, agent = ids("stale")
     old = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    await fold.apply_batch([feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered",
-                                                             "time": old, "agent_id": agent, "pod_name": agent})])  # fmt: skip
+    await fold.apply_batch([feed.record(topics.AGENT_EVENTS, agent_registered(agent, old))])
     sweeper = Sweeper(pool, settings)
     assert await sweeper.sweep_once() >= 1
     [row] = await fetch_all(pool, "SELECT status FROM agents WHERE id = %s", [agent])

@@ -18,7 +18,7 @@ from app.settings import Settings
 from streams import parking
 from streams.fold import Fold
 from tests.harness import fetch_all
-from tests.integration.test_fold_engine import T0, Feed
+from tests.integration.test_fold_engine import T0, Feed, agent_registered, project_upserted, task_created
 
 
 async def test_an_event_does_not_park_behind_events_woken_by_another_worker(
@@ -28,12 +28,9 @@ async def test_an_event_does_not_park_behind_events_woken_by_another_worker(
     u = uuid.uuid4().hex[:8]
     project, task, agent = f"p-w-{u}", f"t-w-{u}", f"a-w-{u}"
     setup = [
-        feed.record(topics.CONTROL_EVENTS, {"id": f"p{project}", "type": "project.upserted", "time": T0,
-                                            "project_id": project, "name": "P", "k8s_namespace": project}),
-        feed.record(topics.CONTROL_EVENTS, {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task,
-                                            "project_id": project, "title": "t"}),
-        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
-                                          "pod_name": agent}),
+        feed.record(topics.CONTROL_EVENTS, project_upserted(project)),
+        feed.record(topics.CONTROL_EVENTS, task_created(task, project)),
+        feed.record(topics.AGENT_EVENTS, agent_registered(agent)),
     ]  # fmt: skip
     assert (await fold.apply_batch(setup)).applied == 3
     stale_load = parking.Parking.load

@@ -18,7 +18,7 @@ from app import topics
 from app.settings import Settings
 from streams.fold import Fold, refused_by_data
 from tests.harness import fetch_all
-from tests.integration.test_fold_engine import T0, Feed
+from tests.integration.test_fold_engine import T0, Feed, agent_registered, project_upserted, task_created
 
 
 async def _dlq(pool: Any, settings: Settings) -> list[dict[str, Any]]:
@@ -30,10 +30,8 @@ async def test_an_event_time_the_database_cannot_store_is_refused_with_a_reason(
     fold, feed = Fold(pool, settings), Feed(settings)
     agent, late = f"a-t-{uuid.uuid4().hex[:8]}", f"a-t-{uuid.uuid4().hex[:8]}"
     batch = [
-        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": "1970-01-01T00:00:00Z",
-                                          "agent_id": agent, "pod_name": agent}),
-        feed.record(topics.AGENT_EVENTS, {"id": f"r{late}", "type": "agent.registered", "time": T0, "agent_id": late,
-                                          "pod_name": late}),
+        feed.record(topics.AGENT_EVENTS, agent_registered(agent, "1970-01-01T00:00:00Z")),
+        feed.record(topics.AGENT_EVENTS, agent_registered(late)),
         feed.record(topics.AGENT_EVENTS, {"id": f"h{late}", "type": "agent.heartbeat", "time": "2100-01-01T00:00:00Z",
                                           "agent_id": late, "status": "idle"}),
     ]  # fmt: skip
@@ -55,10 +53,8 @@ async def test_a_parked_event_the_database_refuses_goes_alone_to_the_dlq(setting
     u = uuid.uuid4().hex[:8]
     project, task, agent = f"p-r-{u}", f"t-r-{u}", f"a-r-{u}"
     setup = [
-        feed.record(topics.CONTROL_EVENTS, {"id": f"p{project}", "type": "project.upserted", "time": T0,
-                                            "project_id": project, "name": "P", "k8s_namespace": project}),
-        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
-                                          "pod_name": agent}),
+        feed.record(topics.CONTROL_EVENTS, project_upserted(project)),
+        feed.record(topics.AGENT_EVENTS, agent_registered(agent)),
     ]  # fmt: skip
     assert (await fold.apply_batch(setup)).applied == 2
     # Valid (65,535 characters at most) but 3 bytes each: more than a TEXT column holds. Both wait for the task.
@@ -67,12 +63,11 @@ async def test_a_parked_event_the_database_refuses_goes_alone_to_the_dlq(setting
     started = {"id": f"s{task}", "type": "task.started", "time": T0, "agent_id": agent, "task_id": task}
     early = [feed.record(topics.AGENT_EVENTS, started), feed.record(topics.AGENT_EVENTS, poison)]
     assert (await fold.apply_batch(early)).parked == 2
-    created = {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task, "project_id": project, "title": "t"}
+    created = task_created(task, project)
     other = f"a-r2-{u}"
     batch = [
         feed.record(topics.CONTROL_EVENTS, created, 1),
-        feed.record(topics.AGENT_EVENTS, {"id": f"r{other}", "type": "agent.registered", "time": T0, "agent_id": other,
-                                          "pod_name": other}),
+        feed.record(topics.AGENT_EVENTS, agent_registered(other)),
     ]  # fmt: skip
     stats = await fold.apply_batch(batch)
     # Before: the task.created was refused as "database refused the change" and the question stayed parked, so every
@@ -97,8 +92,7 @@ async def test_a_log_batch_with_a_line_time_the_database_cannot_store_is_refused
         return {"id": f"b{agent}-{n}", "type": "log.batch", "time": T0, "agent_id": agent, "logs": lines}
 
     stats = await fold.apply_batch([
-        feed.record(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
-                                          "pod_name": agent}),
+        feed.record(topics.AGENT_EVENTS, agent_registered(agent)),
         feed.record(topics.AGENT_EVENTS, batch(0, late=True)),
         feed.record(topics.AGENT_EVENTS, batch(1, late=False)),
     ])  # fmt: skip

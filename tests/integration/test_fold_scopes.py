@@ -18,7 +18,7 @@ from streams.fold import Fold
 from streams.intake import InputRecord
 from streams.route import Source, frame, route_keys, routed_keys
 from tests.harness import fetch_all
-from tests.integration.test_fold_engine import T0
+from tests.integration.test_fold_engine import T0, agent_registered, project_upserted, task_created
 
 
 class Routed:
@@ -51,22 +51,14 @@ async def test_the_agent_row_follows_the_agents_order_however_late_its_tasks_are
     project, agent, tasks = f"p-s-{u}", f"a-s-{u}", [f"t-s-{u}-{k}" for k in range(3)]
     setup = routed.route(
         topics.CONTROL_EVENTS,
-        {
-            "id": f"p{project}",
-            "type": "project.upserted",
-            "time": T0,
-            "project_id": project,
-            "name": "P",
-            "k8s_namespace": project,
-        },
+        project_upserted(project),
     )
     for task in tasks:
         setup += routed.route(
             topics.CONTROL_EVENTS,
-            {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task, "project_id": project, "title": "t"},
+            task_created(task, project),
         )
-    setup += routed.route(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0,
-                                                "agent_id": agent, "pod_name": agent})  # fmt: skip
+    setup += routed.route(topics.AGENT_EVENTS, agent_registered(agent))
     await fold.apply_batch(setup)
     records: list[InputRecord] = []
     for k, task in enumerate(tasks):
@@ -119,25 +111,16 @@ async def test_a_refused_task_half_leaves_the_agent_half_to_its_own_machine(sett
     project, agent, task = f"p-x-{u}", f"a-x-{u}", f"t-x-{u}"
     batch = routed.route(
         topics.CONTROL_EVENTS,
-        {
-            "id": f"p{project}",
-            "type": "project.upserted",
-            "time": T0,
-            "project_id": project,
-            "name": "P",
-            "k8s_namespace": project,
-        },
+        project_upserted(project),
     )
     batch += routed.route(
         topics.CONTROL_EVENTS,
-        {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task, "project_id": project, "title": "t"},
+        task_created(task, project),
     )
     batch += routed.route(
         topics.CONTROL_EVENTS, {"id": f"x{task}", "type": "task.cancelled", "time": T0, "task_id": task, "reason": "no"}
     )
-    batch += routed.route(
-        topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent, "pod_name": agent}
-    )
+    batch += routed.route(topics.AGENT_EVENTS, agent_registered(agent))
     batch += routed.route(topics.AGENT_EVENTS, {"id": f"s{task}", "type": "task.started", "time": T0, "agent_id": agent,
                                                 "task_id": task})  # fmt: skip
     stats = await fold.apply_batch(batch)
@@ -171,13 +154,10 @@ async def test_the_worker_folds_agent_halves_straight_from_agent_events_and_the_
             counts[internal] += 1
         return out
 
-    upserted = {"id": f"p{project}", "type": "project.upserted", "time": T0, "project_id": project, "name": "P",
-                "k8s_namespace": project}  # fmt: skip
+    upserted = project_upserted(project)  # fmt: skip
     records = feed(topics.CONTROL_EVENTS, upserted)
-    records += feed(topics.CONTROL_EVENTS, {"id": f"c{task}", "type": "task.created", "time": T0, "task_id": task,
-                                            "project_id": project, "title": "t"})  # fmt: skip
-    records += feed(topics.AGENT_EVENTS, {"id": f"r{agent}", "type": "agent.registered", "time": T0, "agent_id": agent,
-                                          "pod_name": agent})  # fmt: skip
+    records += feed(topics.CONTROL_EVENTS, task_created(task, project))  # fmt: skip
+    records += feed(topics.AGENT_EVENTS, agent_registered(agent))  # fmt: skip
     records += feed(topics.AGENT_EVENTS, {"id": f"s{task}", "type": "task.started", "time": T0, "agent_id": agent,
                                           "task_id": task})  # fmt: skip
     records += feed(topics.AGENT_EVENTS, {"id": f"q{task}", "type": "task.question_asked", "time": T0, "agent_id": agent,
