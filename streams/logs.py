@@ -63,10 +63,11 @@ class LogWriter:
         if await self.uow.get("agents", item.agent_id) is None:
             return f"{item.type} names agent {item.agent_id!r}, which has not registered; register first"
         lines = item.logs if isinstance(item, LogBatch) else [item]
-        seconds = [epoch_second(line.time) for line in lines]  # checked here, not in decode: once per line
-        for index, (line, second) in enumerate(zip(lines, seconds, strict=True)):
-            if (why := time_out_of_range(line.time, second)) is not None:
-                return f"invalid event: logs.{index}.time: {why}" if isinstance(item, LogBatch) else f"invalid event: {why}"
+        seconds = [epoch_second(line.time) for line in lines]
+        if isinstance(item, LogBatch):  # a batch's line times are checked here, once per line (decode checks `time`)
+            for index, (line, second) in enumerate(zip(lines, seconds, strict=True)):
+                if (why := time_out_of_range(line.time, second)) is not None:
+                    return f"invalid event: logs.{index}.time: {why}"
         self.positions[key] = source.offset + 1
         self._advanced[key] = source.offset + 1
         for line, second in zip(lines, seconds, strict=True):
