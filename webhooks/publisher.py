@@ -13,6 +13,7 @@ from aiokafka.partitioner import murmur2
 
 from app.settings import Settings
 from webhooks import WebhooksError
+from webhooks.turn_batcher import TurnBatcher, TurnFailed
 
 
 class PublishError(WebhooksError):
@@ -24,6 +25,9 @@ class OutRecord:
     topic: str
     key: bytes
     value: bytes
+
+
+MAX_BATCH_BYTES = 256 * 1024
 
 
 class KeyPartitioner:
@@ -56,6 +60,7 @@ class KafkaPublisher:
         self.settings = settings
         self.bootstrap = bootstrap
         self.producer: AIOKafkaProducer | None = None
+        self.turns: TurnBatcher | None = None  # the fast path (see turn_batcher), with the producer
         self.last_ok = 0.0
         self.last_error = 0.0
         self.last_error_text = ""
@@ -69,6 +74,7 @@ class KafkaPublisher:
         if self.producer is not None:
             return True
         wait = max(5.0, self.settings.kafka_send_timeout * 2)
+        partitioner = KeyPartitioner()
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -76,12 +82,12 @@ class KafkaPublisher:
             linger_ms=self.settings.kafka_linger_ms,
             compression_type=None if self.settings.kafka_compression == "none" else self.settings.kafka_compression,
             max_request_size=max(self.settings.max_body_bytes + 64 * 1024, 1024 * 1024),
-            max_batch_size=256 * 1024,
+            max_batch_size=MAX_BATCH_BYTES,
             # Batches that cannot be delivered expire after this; a request gives up much earlier (spooling), so
             # keeping it short limits the duplicates a late delivery of an abandoned batch can cause.
             request_timeout_ms=int(wait * 1000),
             retry_backoff_ms=100,
-            partitioner=KeyPartitioner(),
+            partitioner=partitioner,
         )
         try:
             async with asyncio.timeout(wait):
@@ -91,12 +97,23 @@ class KafkaPublisher:
             await producer.stop()
             return False
         self.producer = producer
+        if self.settings.kafka_turn_batching and not self.settings.kafka_idempotence:
+            self.turns = TurnBatcher(
+                producer.client,
+                partitioner,
+                compression=self.settings.kafka_compression,
+                batch_bytes=MAX_BATCH_BYTES,
+                request_timeout_ms=int(wait * 1000),
+            )
         return True
 
     async def stop(self) -> None:
         """Flush what is buffered (waiting for acknowledgements) and close the producer."""
         if self.producer is not None:
             producer, self.producer = self.producer, None
+            if self.turns is not None:
+                turns, self.turns = self.turns, None
+                await turns.close(timeout=10.0)
             try:
                 async with asyncio.timeout(10.0):
                     await producer.flush()
@@ -113,6 +130,21 @@ class KafkaPublisher:
         if self.producer is None:
             raise PublishError("the producer is not started")
         producer = self.producer
+        started = time.monotonic()
+        placed = self.turns.submit(records, timeout) if self.turns is not None else None
+        if placed is not None:
+            waiter, partitions = placed
+            try:
+                await waiter
+            except TimeoutError as exc:
+                self._failed(exc)
+                raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s") from exc
+            except TurnFailed as exc:  # aiokafka's producer tries the refused records again, with its retries
+                records = [r for r, tp in zip(records, partitions, strict=True) if tp in exc.failed]
+                timeout -= time.monotonic() - started
+            else:
+                self.last_ok = time.monotonic()
+                return
         try:
             async with asyncio.timeout(timeout):
                 if len(records) == 1:  # a Gitea delivery: no gather (a task per request) needed
