@@ -121,6 +121,8 @@ class Spool:
         self._recover()
 
     def _recover(self) -> None:
+        self.entries = self.records = 0  # counted again from the files (also when this spool is opened again)
+        self._segments = {}
         segments = sorted(int(p.name[4:-4]) for p in self.directory.glob("seg-*.log") if p.name[4:-4].isdigit())
         cursor = self._read_cursor()
         if cursor is None or (segments and cursor[0] < segments[0]):

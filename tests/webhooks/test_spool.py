@@ -53,6 +53,20 @@ def test_a_restart_resumes_after_what_was_acknowledged(tmp_path: Path) -> None:
     again.close()
 
 
+def test_the_same_spool_opened_again_counts_what_is_on_disk_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1024 * 1024, segment_bytes=400)
+    spool.open()
+    for n in range(20):
+        spool.append(records(n))
+    spool.commit(spool.read(200))
+    left, size = spool.records, spool.disk_bytes
+    spool.close()  # DurableSink.stop() then start() on the same spool
+    spool.open()
+    assert (spool.records, spool.disk_bytes) == (left, size)
+    assert len(drain(spool)) == left and spool.empty
+    spool.close()
+
+
 def test_a_torn_tail_is_cut_and_what_was_whole_survives(tmp_path: Path) -> None:
     spool = Spool(tmp_path, 1024 * 1024)
     spool.open()
