@@ -153,21 +153,31 @@ def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield running
 
 
-async def test_a_broker_that_does_not_answer_fails_the_turn_at_its_deadline(own_broker: EmbeddedBroker) -> None:
+async def test_a_broker_that_does_not_answer_fails_the_turn_at_its_deadline_and_what_waited_is_not_sent(
+    own_broker: EmbeddedBroker,
+) -> None:
     bootstrap = own_broker.bootstrap
     topic = await new_topic(bootstrap)
     publisher = KafkaPublisher(load_settings(kafka_bootstrap=bootstrap), bootstrap)
     assert await publisher.ensure_started()
+    out, waited = records(topic, 5), records(topic, 5)
     try:
         await publisher.publish(records(topic, 1), timeout=5.0)
         assert own_broker.process is not None
         os.kill(own_broker.process.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
+            first = asyncio.gather(*(publisher.publish([r], timeout=0.5) for r in out))
+            await asyncio.sleep(0.05)  # the first request is out; these wait behind it, past their deadline
             with pytest.raises(PublishError, match="did not acknowledge"):
-                await publish_concurrently(publisher, records(topic, 5), timeout=0.5)
+                await publish_concurrently(publisher, waited, timeout=0.5)
+            with pytest.raises(PublishError, match="did not acknowledge"):
+                await first
             assert time.monotonic() - started < 3.0, "the deadline, not the producer's request timeout"
         finally:
             os.kill(own_broker.process.pid, signal.SIGCONT)
+        await publisher.publish(records(topic, 1), timeout=5.0)  # the lane moves on once the broker answers
     finally:
         await publisher.stop()
+    values = {raw.value for raw in await read_raw(bootstrap, topic, expect=7, timeout=5.0)}
+    assert not values & {record.value for record in waited}, "a request that every waiter gave up on is not sent"
