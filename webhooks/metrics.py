@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # The exact Gitea event types of GITEA.md; any other type is counted as "other" (the label set stays bounded).
@@ -29,6 +29,24 @@ class _SpoolCollector(Collector):
         records, size = self.depth()
         yield GaugeMetricFamily("aiworker_spool_records", "records in the local spool waiting for the broker", value=records)
         yield GaugeMetricFamily("aiworker_spool_bytes", "bytes of the local spool on disk", value=size)
+
+
+class _ProduceCollector(Collector):
+    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        batched, producer, refused = self.counts()
+        by_path = CounterMetricFamily(
+            "aiworker_produce_records", "records the broker acknowledged, by path (batched: the fast path)", labels=["path"]
+        )
+        by_path.add_metric(["batched"], batched)
+        by_path.add_metric(["producer"], producer)
+        yield by_path
+        yield CounterMetricFamily(
+            "aiworker_produce_refused_records", "records the fast path's broker refused, sent again by the producer",
+            value=refused,
+        )  # fmt: skip
 
 
 class Metrics:
@@ -69,6 +87,10 @@ class Metrics:
     def watch_spool(self, depth: Callable[[], tuple[int, int]]) -> None:
         """Report spool depth (records, bytes) at every scrape."""
         self.registry.register(_SpoolCollector(depth))
+
+    def watch_produce(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        """Report the records published by path (batched, producer) and those refused in a batch, at every scrape."""
+        self.registry.register(_ProduceCollector(counts))
 
     def gitea_accepted(self, event_type: str) -> None:
         label = event_type if event_type in GITEA_TYPES else "other"

@@ -30,6 +30,17 @@ class OutRecord:
 MAX_BATCH_BYTES = 256 * 1024
 
 
+@dataclass(slots=True)
+class ProduceCounts:
+    """Records acknowledged by path, for /metrics: `batched` by the fast path (turn_batcher), `producer` through
+    aiokafka's producer (metadata not known yet, over the batch size, idempotence on, or refused in a batch:
+    those are counted in `refused` as well)."""
+
+    batched: int = 0
+    producer: int = 0
+    refused: int = 0
+
+
 class KeyPartitioner:
     """aiokafka's DefaultPartitioner with the murmur2 hash of recent keys remembered (pure Python in aiokafka,
     and most deliveries name a repository seen just before): the same partition for the same key."""
@@ -61,6 +72,7 @@ class KafkaPublisher:
         self.bootstrap = bootstrap
         self.producer: AIOKafkaProducer | None = None
         self.turns: TurnBatcher | None = None  # the fast path (see turn_batcher), with the producer
+        self.counts = ProduceCounts()
         self.last_ok = 0.0
         self.last_error = 0.0
         self.last_error_text = ""
@@ -140,9 +152,13 @@ class KafkaPublisher:
                 self._failed(exc)
                 raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s") from exc
             except TurnFailed as exc:  # aiokafka's producer tries the refused records again, with its retries
-                records = [r for r, tp in zip(records, partitions, strict=True) if tp in exc.failed]
+                refused = [r for r, tp in zip(records, partitions, strict=True) if tp in exc.failed]
+                self.counts.batched += len(records) - len(refused)
+                self.counts.refused += len(refused)
+                records = refused
                 timeout -= time.monotonic() - started
             else:
+                self.counts.batched += len(records)
                 self.last_ok = time.monotonic()
                 return
         try:
@@ -156,6 +172,7 @@ class KafkaPublisher:
         except (KafkaError, TimeoutError, OSError) as exc:
             self._failed(exc)
             raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s: {exc!r}") from exc
+        self.counts.producer += len(records)
         self.last_ok = time.monotonic()
 
     async def publish_settled(self, records: list[OutRecord], *, timeout: float) -> list[bool]:

@@ -82,6 +82,8 @@ async def publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     publisher = KafkaPublisher(app[SETTINGS], app[BOOTSTRAP])
     await publisher.start()
     app[PUBLISHER] = publisher
+    counts = publisher.counts
+    app[METRICS].watch_produce(lambda: (counts.batched, counts.producer, counts.refused))
     yield
     await publisher.stop()  # after the in-flight requests finished (aiohttp's shutdown): flushes the producer
 

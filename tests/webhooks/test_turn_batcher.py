@@ -127,6 +127,7 @@ async def test_what_the_fast_path_cannot_take_goes_through_aiokafka(publisher: K
     await publisher.publish(unknown, timeout=5.0)
     await publisher.publish(huge, timeout=5.0)
     assert turns.records_sent == before
+    assert (publisher.counts.batched, publisher.counts.producer) == (0, 2)
     raws = by_value(await read_raw(settings.kafka_bootstrap, topic, expect=2, timeout=10.0))
     assert unknown[0].value in raws and huge[0].value in raws
 
@@ -142,6 +143,7 @@ async def test_a_refused_turn_is_sent_again_through_aiokafka(publisher: KafkaPub
     sent = records(topic, 20)
     await publish_concurrently(publisher, sent)
     assert turns.records_sent - tried == 20, "the fast path tried them first"
+    assert publisher.counts.refused == 20
     raws = await read_raw(settings.kafka_bootstrap, topic, expect=21, timeout=10.0)
     values = [raw.value for raw in raws]
     assert all(values.count(record.value) == 1 for record in sent), "each record exactly once"
