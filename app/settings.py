@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
     kafka_turn_batching: bool = Field(
         True,
-        description="web: the records of one event-loop turn leave as one produce request per leader "
+        description="web: records gather into one produce request per partition leader, one out at a time "
         "(off: each record through aiokafka's producer; always off with idempotence)",
     )
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
