@@ -39,6 +39,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield running
 
 
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, for tests that stop, pause or kill it (the session's broker serves the rest)."""
+    with EmbeddedBroker(log_path=tmp_path / "own-broker.log") as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 async def database_url(mysql_server: str) -> AsyncIterator[str]:
     url = f"{mysql_server}/aiw_test_{uuid.uuid4().hex[:12]}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,6 @@ from tests.faults.workload import T0
 from tests.harness import WebProcess, eventually, read_records
 
 pytestmark = pytest.mark.faults
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        yield broker
 
 
 def batch(tag: str, n: int, size: int = 40) -> list[dict[str, Any]]:

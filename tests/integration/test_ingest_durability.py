@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +24,6 @@ from tests.webhooks.ingest_helpers import read_raw, web_client
 from webhooks.state import PUBLISHER, SINK
 
 SAMPLES = load_samples()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_path=tmp_path / "own-broker.log") as running:
-        yield running
 
 
 async def restart(broker: EmbeddedBroker, settings: Settings) -> None:

@@ -10,8 +10,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -147,12 +146,6 @@ async def test_a_refused_turn_is_sent_again_through_aiokafka(publisher: KafkaPub
     raws = await read_raw(settings.kafka_bootstrap, topic, expect=21, timeout=10.0)
     values = [raw.value for raw in raws]
     assert all(values.count(record.value) == 1 for record in sent), "each record exactly once"
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_path=tmp_path / "own-broker.log") as running:
-        yield running
 
 
 async def test_a_broker_that_does_not_answer_fails_the_turn_at_its_deadline_and_what_waited_is_not_sent(
