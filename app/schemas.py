@@ -92,13 +92,20 @@ def transition_schemas() -> dict[str, Schema]:
 
 
 def _message(name: str, ref: str, key: str) -> Schema:
-    return {
+    message: Schema = {
         "name": name,
         "title": name,
         "contentType": "application/json",
         "payload": {"$ref": ref},
         "bindings": {"kafka": {"key": {"type": "string", "description": key}, "bindingVersion": "0.5.0"}},
     }
+    if ref.startswith("./transitions/"):  # CloudEvents Kafka protocol binding, structured mode (streams/relay.py)
+        from streams.relay import STRUCTURED
+
+        [(header, value)] = STRUCTURED
+        message["contentType"] = value.decode()
+        message["headers"] = {"type": "object", "required": [header], "properties": {header: {"const": value.decode()}}}
+    return message
 
 
 def asyncapi(event_names: list[str], transition_names: list[str]) -> Schema:

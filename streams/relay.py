@@ -8,6 +8,11 @@ A row the broker can never take (too large for it, an invalid topic: errors that
 not hold up every row behind it: it is replaced, in place, by a small dlq note naming the outbox row,
 its event id, topic, size and the error (logged at ERROR), and the rows published beside it are marked.
 Trouble that a retry may cure (broker down, timeouts) publishes nothing new and is retried with backoff.
+
+Transitions are CloudEvents in the Kafka protocol binding's structured mode, which requires the record header
+`content-type: application/cloudevents+json; charset=UTF-8` (consumers that detect the mode from the headers
+refuse records without it). The header is added here, by topic, so the outbox rows stay as they were: every
+row not bound for the dlq is a CloudEvent (streams/cloudevents.py); dlq records are plain JSON notes.
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ from db import outbox
 from db.pool import parse_database_url
 
 log = logging.getLogger(__name__)
-Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+Headers = list[tuple[str, bytes]]
+Publish = Callable[[str, bytes, bytes, Headers], Awaitable[Awaitable[Any]]]
+"""(topic, key, value, headers) -> the broker's acknowledgement to await."""
+STRUCTURED = [("content-type", b"application/cloudevents+json; charset=UTF-8")]
+"""The record headers of a structured-mode CloudEvent (CloudEvents Kafka protocol binding, 3.2)."""
 # What no retry cures: the row itself is unpublishable.
 UNPUBLISHABLE = (
     MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, InvalidTopicError, CorruptRecordException,
@@ -61,7 +70,7 @@ def unpublishable_note(row: dict[str, Any], error: BaseException) -> bytes:
 
 class OutboxRelay:
     def __init__(
-        self, pool: Any, send: Send, *, database_url: str, batch_size: int, dlq_topic: str, prune_after_seconds: int = 3600
+        self, pool: Any, send: Publish, *, database_url: str, batch_size: int, dlq_topic: str, prune_after_seconds: int = 3600
     ):
         self.pool = pool
         self.dlq_topic = dlq_topic
@@ -81,7 +90,8 @@ class OutboxRelay:
         acks: list[Awaitable[Any]] = []
         for row in rows:
             try:
-                acks.append(await self.send(row["topic"], row["message_key"].encode(), bytes(row["payload"])))
+                headers = [] if row["topic"] == self.dlq_topic else STRUCTURED
+                acks.append(await self.send(row["topic"], row["message_key"].encode(), bytes(row["payload"]), headers))
                 outcomes.append(None)
             except UNPUBLISHABLE as exc:  # refused before it was sent (e.g. larger than max_request_size)
                 outcomes.append(exc)

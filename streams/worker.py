@@ -81,8 +81,8 @@ class FoldRuntime:
         await self.producer.start()
         producer = self.producer
 
-        async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-            return await producer.send(topic, value=value, key=key)
+        async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
+            return await producer.send(topic, value=value, key=key, headers=headers)
 
         self.router = Router(self.pool, self.settings, send)
         self.relay = OutboxRelay(

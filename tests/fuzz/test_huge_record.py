@@ -80,12 +80,12 @@ async def test_an_unpublishable_outbox_row_becomes_a_dlq_note_and_the_rest_flow(
             await cur.execute("UPDATE outbox SET published_at = CURRENT_TIMESTAMP(3) WHERE published_at IS NULL")
             await cur.executemany("INSERT INTO outbox (event_id, topic, message_key, payload) VALUES (%s, %s, %s, %s)", rows)
         await conn.commit()
-    sent: list[tuple[str, bytes]] = []
+    sent: list[tuple[str, bytes, list[tuple[str, bytes]]]] = []
 
-    async def send(topic: str, key: bytes, value: bytes) -> Any:
+    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         if len(value) > 4096:
             raise MessageSizeTooLargeError("larger than max_request_size")
-        sent.append((topic, key))
+        sent.append((topic, key, headers))
 
         async def ack() -> None:
             return None
@@ -97,7 +97,8 @@ async def test_an_unpublishable_outbox_row_becomes_a_dlq_note_and_the_rest_flow(
         assert await relay.publish_once(conn) == 3  # before: raised MessageSizeTooLargeError, every round
         assert await relay.publish_once(conn) == 1  # the note, in the row's place
         assert await relay.publish_once(conn) == 0
-    assert sent == [(topic, b"k1"), (topic, b"k3"), (settings.topic(topics.DLQ), b"k2")]
+    structured = [("content-type", b"application/cloudevents+json; charset=UTF-8")]  # transitions; the dlq note: none
+    assert sent == [(topic, b"k1", structured), (topic, b"k3", structured), (settings.topic(topics.DLQ), b"k2", [])]
     [note] = await fetch_all(pool, "SELECT payload, published_at FROM outbox WHERE event_id = %s", [f"{tag}-2"])
     body = json.loads(bytes(note["payload"]))
     assert note["published_at"] is not None and body["outbox"]["event_id"] == f"{tag}-2" and body["outbox"]["size"] == 5000

@@ -1,17 +1,33 @@
-"""The one real path, end to end: HTTP -> agent.events -> fold worker -> MySQL row -> task.transitions."""
+"""The one real path, end to end: HTTP -> agent.events -> fold worker -> MySQL row -> task.transitions.
+
+The transition is read as a downstream consumer reads it: a raw record, its mode told by its headers (the
+CloudEvents Kafka protocol binding), parsed by the CloudEvents SDK's Kafka binding."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings import kafka
+from cloudevents.core.formats.json import JSONFormat
 
 from app.settings import Settings
-from tests.harness import WorkerProcess, eventually, fetch_all, read_topic
+from tests.harness import WorkerProcess, eventually, fetch_all, read_records
 from webhooks.auth import agent_token
 from webhooks.server import init
 
 T0 = "2026-11-22T10:00:00Z"
+STRUCTURED = b"application/cloudevents+json; charset=UTF-8"
+
+
+def as_cloudevent(record: Any) -> BaseCloudEvent:
+    """A record as a consumer following the binding sees it: structured mode is the header `content-type:
+    application/cloudevents+json; charset=UTF-8` (the binding's MUST), binary mode `ce_` headers."""
+    headers = {name: bytes(value) for name, value in record.headers}
+    assert headers.get("content-type") == STRUCTURED, f"record without the structured-mode header: {headers}"
+    assert not [name for name in headers if name.startswith("ce_")], headers  # from_kafka would take it as binary
+    return kafka.from_kafka(kafka.KafkaMessage(headers=headers, key=record.key, value=record.value), JSONFormat())
 
 
 async def test_task_started_moves_the_row_and_emits_a_transition(settings: Settings, pool: Any, worker: WorkerProcess) -> None:
@@ -69,17 +85,24 @@ async def test_task_started_moves_the_row_and_emits_a_transition(settings: Setti
     )
     assert sum(p["next_offset"] for p in positions) == 2  # agent.registered and task.started
 
-    async def transition() -> dict[str, Any] | None:
-        for value in await read_topic(settings.kafka_bootstrap, settings.topic("task.transitions"), timeout=1.0):
-            if value["subject"] == task_id and value["data"]["to"] == "in_progress":
-                return dict(value)
+    async def transition() -> BaseCloudEvent | None:
+        for record in await read_records(settings.kafka_bootstrap, settings.topic("task.transitions"), timeout=1.0):
+            event = as_cloudevent(record)
+            data = event.get_data()
+            if event.get_subject() == task_id and isinstance(data, dict) and data["to"] == "in_progress":
+                return event
         return None
 
     event = await eventually(transition, what="the transition on task.transitions")
-    assert event["type"] == "aiworker.task.state_changed"
-    assert event["source"] == "aiworker-events"
-    assert event["data"]["from"] == "backlog"
-    assert event["data"]["cause"] == {"id": f"s-{task_id}", "source": settings.topic("agent.events"), "type": "task.started"}
-    assert event["data"]["row"]["assigned_agent_id"] == "agent-1"
-    published = await fetch_all(pool, "SELECT published_at FROM outbox WHERE event_id = %s", [event["id"]])
+    assert event.get_specversion() == "1.0"
+    assert event.get_type() == "aiworker.task.state_changed"
+    assert event.get_source() == "aiworker-events"
+    assert event.get_datacontenttype() == "application/json"
+    assert event.get_extension("partitionkey") == task_id  # the record's key, as the binding maps it
+    assert str(event.get_time()) == "2026-11-22 10:05:00+00:00"
+    data = event.get_data()
+    assert isinstance(data, dict) and data["from"] == "backlog"
+    assert data["cause"] == {"id": f"s-{task_id}", "source": settings.topic("agent.events"), "type": "task.started"}
+    assert data["row"]["assigned_agent_id"] == "agent-1"
+    published = await fetch_all(pool, "SELECT published_at FROM outbox WHERE event_id = %s", [event.get_id()])
     assert published and published[0]["published_at"] is not None
