@@ -27,6 +27,9 @@ BOOL_COLUMNS: dict[str, frozenset[str]] = {"task_groups": frozenset({"production
 CHILD_KEYS = frozenset({("task_questions", "task_id")})
 
 Position = tuple[str, int]
+# "Insert unless the key exists" without INSERT IGNORE, which also turns every other error into a warning (a value
+# truncated to its column, a NULL into NOT NULL): the existing row is kept, strict mode refuses bad values.
+KEEP_EXISTING = " ON DUPLICATE KEY UPDATE `{0}` = `{0}`"
 
 
 def _check_table(table: str) -> None:
@@ -66,8 +69,9 @@ async def lock_positions(cur: Any, consumer: str, positions: Iterable[Position])
     for topic, partition in wanted:
         params += [consumer, topic, partition]
     await cur.execute(
-        "INSERT IGNORE INTO fold_positions (consumer, topic, `partition`, next_offset) VALUES "
-        + ", ".join(["(%s, %s, %s, 0)"] * len(wanted)),
+        "INSERT INTO fold_positions (consumer, topic, `partition`, next_offset) VALUES "
+        + ", ".join(["(%s, %s, %s, 0)"] * len(wanted))
+        + KEEP_EXISTING.format("next_offset"),
         params,
     )
     where = " OR ".join(["(topic = %s AND `partition` = %s)"] * len(wanted))
@@ -187,7 +191,9 @@ async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -
     if rows:
         quote = quoter(cur)  # the payloads are kilobytes: quoted by db/literals.py, not per parameter by the driver
         values = ",".join(f"({quote(e)},{quote(t)},{quote(k)},{quote(p)})" for e, t, k, p in rows)
-        await cur.execute(f"INSERT IGNORE INTO outbox (event_id, topic, message_key, payload) VALUES {values}")
+        await cur.execute(
+            f"INSERT INTO outbox (event_id, topic, message_key, payload) VALUES {values}" + KEEP_EXISTING.format("event_id")
+        )
 
 
 LOG_ROWS_PER_STATEMENT = 1000
@@ -223,8 +229,9 @@ async def lock_log_positions(cur: Any, keys: Iterable[tuple[str, str, int]]) -> 
         return {}
     params = [v for key in wanted for v in key]
     await cur.execute(
-        "INSERT IGNORE INTO log_positions (agent_id, topic, `partition`, next_offset) VALUES "
-        + ", ".join(["(%s, %s, %s, 0)"] * len(wanted)),
+        "INSERT INTO log_positions (agent_id, topic, `partition`, next_offset) VALUES "
+        + ", ".join(["(%s, %s, %s, 0)"] * len(wanted))
+        + KEEP_EXISTING.format("next_offset"),
         params,
     )
     where = " OR ".join(["(agent_id = %s AND topic = %s AND `partition` = %s)"] * len(wanted))

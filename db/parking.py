@@ -70,7 +70,11 @@ async def park(cur: Any, events: Sequence[ParkedEvent]) -> None:
         params += [event.waits_table, event.waits_id, event.entity, event.event_id, event.source_topic,
                    event.source_partition, event.source_offset, key, event.payload, event.reason[:512],
                    event.scope]  # fmt: skip
-    await cur.execute(f"INSERT IGNORE INTO parked_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(events))}", params)
+    await cur.execute(
+        f"INSERT INTO parked_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(events))}"
+        " ON DUPLICATE KEY UPDATE event_id = event_id",  # not INSERT IGNORE: that would truncate a too long id
+        params,
+    )
 
 
 async def take_waiting(cur: Any, waits_table: str, waits_ids: Sequence[str]) -> list[ParkedEvent]:

@@ -1,4 +1,19 @@
-"""asyncmy connection pools built from AIWORKER_DATABASE_URL."""
+"""asyncmy connection pools built from AIWORKER_DATABASE_URL, every connection with the same pinned session.
+
+Every connection (pool or single) runs SESSION_INIT when it connects, whatever the server's defaults are:
+- `time_zone = '+00:00'`: TIMESTAMP columns are read and written in UTC.
+- `sql_mode = SQL_MODE`: strict (a value too long or out of range for its column is an error, never a
+  silent truncation or a zero date), and without NO_BACKSLASH_ESCAPES, so that backslash escaping is the one
+  quoting rule of the driver and of db/literals.py.
+- `REPEATABLE READ`: parking relies on it (streams/parking.py): the fold's `SELECT ... FOR UPDATE` of a
+  missing row takes a gap lock on its id, so a concurrent creator of that row waits; under READ COMMITTED
+  there are no gap locks and an event could park for a row created meanwhile, waiting until the dlq.
+  `SET SESSION TRANSACTION ISOLATION LEVEL` is the one spelling MySQL 8 and MariaDB 10.11 share (the
+  variable is `transaction_isolation` on one and `tx_isolation` on the other).
+
+`max_packet(cur)` is the server's `max_allowed_packet` for the connection of `cur`, read once per connection
+(db/packets.py chunks the fold's statements below it).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +24,17 @@ from urllib.parse import unquote, urlsplit
 import asyncmy
 
 from db import DatabaseError
+
+SQL_MODE = ",".join((
+    "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES", "NO_ZERO_IN_DATE", "NO_ZERO_DATE", "ERROR_FOR_DIVISION_BY_ZERO",
+    "NO_ENGINE_SUBSTITUTION",
+))  # fmt: skip
+ISOLATION = "REPEATABLE READ"
+# Two statements in one COM_QUERY (asyncmy always connects with CLIENT_MULTI_STATEMENTS and reads every result
+# before the next command, as PyMySQL does): an error in either fails the connect.
+SESSION_INIT = f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}'; SET SESSION TRANSACTION ISOLATION LEVEL {ISOLATION}"
+DEFAULT_MAX_PACKET = 4 * 1024 * 1024  # MySQL's smallest default (5.7); only when the server does not say
+_MAX_PACKET_ATTRIBUTE = "aiworker_max_allowed_packet"
 
 
 class DatabaseUrlError(DatabaseError, ValueError):
@@ -60,7 +86,7 @@ def connect_kwargs(address: DatabaseAddress, *, database: bool = True) -> dict[s
         "password": address.password,
         "charset": "utf8mb4",
         "autocommit": False,
-        "init_command": "SET time_zone = '+00:00'",
+        "init_command": SESSION_INIT,
     }
     if database:
         kwargs["db"] = address.database
@@ -76,3 +102,18 @@ async def create_pool(url: str, *, minsize: int = 1, maxsize: int = 10) -> Any:
 async def connect(url: str, *, database: bool = True) -> Any:
     """One connection (for migrations and admin work); `database=False` connects to the server only."""
     return await asyncmy.connect(**connect_kwargs(parse_database_url(url), database=database))
+
+
+async def max_packet(cur: Any) -> int:
+    """`max_allowed_packet` of the server for the connection of `cur`: read on the first call, then remembered
+    on the connection itself (a connection of a pool lives for many transactions)."""
+    connection = cur.connection
+    known = getattr(connection, _MAX_PACKET_ATTRIBUTE, None)
+    if isinstance(known, int):
+        return known
+    await cur.execute("SELECT @@SESSION.max_allowed_packet AS max_allowed_packet")
+    row = await cur.fetchone()
+    value = row["max_allowed_packet"] if isinstance(row, dict) else row[0] if row else None
+    limit = int(value) if value else DEFAULT_MAX_PACKET
+    setattr(connection, _MAX_PACKET_ATTRIBUTE, limit)
+    return limit

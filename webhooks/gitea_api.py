@@ -33,6 +33,7 @@ from webhooks.state import METRICS, SECRETS, SETTINGS, SINK
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 DELIVERY_NAMESPACE = uuid.UUID("0b8f5a52-5d1e-4c55-9a43-6f4c1d2e7a10")
+MAX_DELIVERY_ID = 191  # app/envelope.py, and the fold's event id columns
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}  # as web.json_response answers
 
 
@@ -109,7 +110,9 @@ async def post_gitea(request: web.Request) -> web.Response:
             "webhook in Gitea), or AIWORKER_GITEA_INSECURE=true to accept unsigned deliveries (development only)",
         )
     delivery = delivery_id(request.headers) or str(uuid.uuid5(DELIVERY_NAMESPACE, f"{kind}\n{text}"))
-    delivery = delivery[:191]
+    if len(delivery) > MAX_DELIVERY_ID:  # not cut: two long ids with one prefix would become one delivery
+        return problem(400, f"the X-Gitea-Delivery header has {len(delivery)} characters; at most {MAX_DELIVERY_ID} are "
+                       "accepted (Gitea sends a UUID)")  # fmt: skip
     try:
         value = encode_envelope(
             delivery_id=delivery,

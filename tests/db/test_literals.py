@@ -1,4 +1,4 @@
-"""db.literals: values quoted for the bulk INSERTs read back exactly, in both escaping modes of the server."""
+"""db.literals: values quoted for the bulk INSERTs read back exactly; a session that would read them otherwise is refused."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from db import fold_store
+from db.literals import QuotingError
+from db.pool import SQL_MODE
 
 NASTY = "a'b\"c\\d\0e\nf\rg\x1ah %s %(x)s ' OR 1=1 -- zoë ✓ 𝄞"
 
@@ -26,18 +28,23 @@ async def roundtrip(conn: Any, texts: list[str], payloads: list[bytes]) -> tuple
     return messages, stored
 
 
-@pytest.mark.parametrize("no_backslash_escapes", [False, True])
-async def test_every_character_reads_back_as_written(conn: Any, no_backslash_escapes: bool) -> None:
-    if no_backslash_escapes:
-        async with conn.cursor() as cur:
-            await cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+async def test_every_character_reads_back_as_written(conn: Any) -> None:
     texts = [NASTY, "", "\\", "'", "x" * 5000]
     payloads = [NASTY.encode(), b'{"a":"\\u0000\\"q\\""}', b"\xff\xfe not UTF-8 \x00'", bytes(range(256))]
-    try:
-        assert await roundtrip(conn, texts, payloads) == (texts, payloads)
-    finally:
-        async with conn.cursor() as cur:
-            await cur.execute("SET SESSION sql_mode = DEFAULT")
+    assert await roundtrip(conn, texts, payloads) == (texts, payloads)
+
+
+async def test_a_session_with_no_backslash_escapes_is_refused_not_written_wrong(conn: Any) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        try:
+            with pytest.raises(QuotingError, match="NO_BACKSLASH_ESCAPES"):
+                await fold_store.insert_outbox(cur, [("e1", "t", "k", b"it's")])
+        finally:
+            await cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
+        await cur.execute("SELECT COUNT(*) FROM outbox")
+        assert (await cur.fetchone())[0] == 0
+    await conn.rollback()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -160,6 +160,7 @@ async def test_refusals_have_the_right_status_and_publish_nothing(settings: Sett
             (400, client.post(gitea, data=b"[1,2]", headers={**sample.headers, **sign(b"[1,2]", settings.gitea_secret)})),
             (400, client.post("/webhooks/gitea", data=sample.payload_bytes,
                               headers={k: v for k, v in signed.items() if "Event" not in k})),
+            (400, client.post(gitea, data=sample.payload_bytes, headers={**signed, "X-Gitea-Delivery": "d" * 192})),
             (413, client.post("/webhooks/gitea", data=b"x" * (limit + 1), headers=signed)),
             (413, client.post("/webhooks/gitea", data=chunks(), headers=signed)),  # chunked, no Content-Length
             (405, client.get("/webhooks/gitea", params={"payload": sample.payload_bytes.decode()}, headers=signed)),
