@@ -40,12 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
         "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
         "demo": "play one task's whole life against a running system and print its rows and transitions",
         "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
+        "reconcile": "read Gitea's API and publish what its webhooks could not deliver (a loop; --once: one pass)",
     }
     for name, text in helps.items():
         add_setting_flags(commands.add_parser(name, help=text, description=text))
     from app.replay import add_replay_arguments
 
     add_replay_arguments(commands.choices["replay"])
+    commands.choices["reconcile"].add_argument(
+        "--once", action="store_true", help="one pass over every project, then exit (1 when a project failed)"
+    )
     return parser
 
 
@@ -76,6 +80,10 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
         from app.replay import run_replay
 
         return run_replay(settings, require_bootstrap(settings), args or build_parser().parse_args(["replay"]))
+    if command == "reconcile":
+        from app.reconcile_main import run_reconcile
+
+        return run_reconcile(settings, require_bootstrap(settings), once=bool(getattr(args, "once", False)))
     if command == "migrate":
         from db.migrate import migrate
 

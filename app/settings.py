@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     k8s_deployment_namespaces: str = Field("", description="k8s-watch: comma-separated project/preview namespaces; empty: all")
     k8s_deployment_selector: str = Field("aiworker.dev/project-id", description="k8s-watch: label selector of app Deployments")
     k8s_backoff_max: float = Field(30.0, gt=0, le=600, description="k8s-watch: longest reconnect backoff, s")
+    gitea_url: str = Field("", description="reconcile: base URL of Gitea (https://git.example.com); empty: reconcile is off")
+    gitea_token: str = Field(
+        "", description="reconcile: Gitea API token with read-only repository access, sent as `Authorization: token`"
+    )
+    gitea_timeout: float = Field(10.0, gt=0, le=300, description="reconcile: timeout of one Gitea API request, s")
+    reconcile_seconds: int = Field(300, ge=10, le=86_400, description="reconcile: pause between two passes over every project, s")
     web_url: str = Field("", description="demo: base URL of the web process; empty: http://127.0.0.1:<HTTP_PORT>")
 
     @field_validator("database_url")
@@ -82,6 +88,13 @@ class Settings(BaseSettings):
         except DatabaseUrlError as exc:
             raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("gitea_url")
+    @classmethod
+    def _check_gitea_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be empty or an http(s):// URL of Gitea, without /api/v1")
+        return value.rstrip("/").removesuffix("/api/v1")
 
     @field_validator("topic_prefix")
     @classmethod
