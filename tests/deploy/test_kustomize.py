@@ -21,8 +21,10 @@ from app.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p for p in (ROOT / "deploy/k8s/overlays").iterdir() if (p / "kustomization.yaml").exists())
-SECRET_SETTINGS = {"database_url", "gitea_secret", "agent_token_key", "service_token"}
-APP_DEPLOYMENTS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-events-k8s-watch"}
+SECRET_SETTINGS = {"database_url", "gitea_secret", "agent_token_key", "service_token", "gitea_token"}
+APP_DEPLOYMENTS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-events-k8s-watch", "aiworker-events-reconcile"}
+# Settings only one process needs, provided to it alone (least privilege: only reconcile holds the Gitea token).
+PROCESS_ONLY = {"gitea_token": "aiworker-events-reconcile"}
 
 Doc = dict[str, Any]
 
@@ -86,11 +88,15 @@ def provided_env(docs: list[Doc], container: Doc) -> dict[str, str]:
 def test_every_setting_is_provided_to_every_process(rendered: list[Doc]) -> None:
     deployments = of_kind(rendered, "Deployment")
     assert set(deployments) == APP_DEPLOYMENTS
-    wanted = {env_name(f) for f in Settings.model_fields}
     for name, deployment in deployments.items():
+        wanted = {env_name(f) for f in Settings.model_fields if PROCESS_ONLY.get(f, name) == name}
+        withheld = {env_name(f) for f, only in PROCESS_ONLY.items() if only != name}
         for container in pod_spec(deployment)["containers"]:
-            missing = wanted - set(provided_env(rendered, container))
+            provided = set(provided_env(rendered, container))
+            missing = wanted - provided
             assert not missing, f"{name}/{container['name']} lacks {sorted(missing)}"
+            extra = sorted(withheld & provided)
+            assert not extra, f"{name}/{container['name']} gets {extra}, which only one other process needs"
 
 
 def test_secrets_come_from_secrets_and_the_config_is_valid(rendered: list[Doc]) -> None:
@@ -99,6 +105,8 @@ def test_secrets_come_from_secrets_and_the_config_is_valid(rendered: list[Doc]) 
     assert all(key.startswith("AIWORKER_") for key in data), "the ConfigMap holds only AIWORKER_* settings"
     web = pod_spec(of_kind(rendered, "Deployment")["aiworker-events-web"])["containers"][0]
     env = provided_env(rendered, web)
+    reconcile = pod_spec(of_kind(rendered, "Deployment")["aiworker-events-reconcile"])["containers"][0]
+    env.update({k: v for k, v in provided_env(rendered, reconcile).items() if k not in env})
     for field in SECRET_SETTINGS:
         assert env[env_name(field)].startswith("<secret:"), f"{env_name(field)} must come from a Secret"
     values = {f: v for f, v in ((f, env[env_name(f)]) for f in Settings.model_fields) if not v.startswith("<secret:")}
@@ -144,6 +152,7 @@ def test_worker_replicas_fit_the_partitions(rendered: list[Doc]) -> None:
     grace = pod_spec(worker).get("terminationGracePeriodSeconds", 30)
     assert grace >= 3 * float(data["AIWORKER_KAFKA_SESSION_TIMEOUT"]), "workers need time to commit and leave the group"
     assert of_kind(rendered, "Deployment")["aiworker-events-k8s-watch"]["spec"]["replicas"] == 1
+    assert of_kind(rendered, "Deployment")["aiworker-events-reconcile"]["spec"]["replicas"] == 1
 
 
 def routes() -> set[str]:
