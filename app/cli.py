@@ -22,7 +22,9 @@ def _flag_type(info: FieldInfo) -> Callable[[str], Any]:
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (each also AIWORKER_<NAME> in the environment)")
+    group = parser.add_argument_group(
+        "settings (each also AIWORKER_<NAME> in the environment; pass secrets there: a flag shows in `ps`)"
+    )
     for name, info in Settings.model_fields.items():
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, type=_flag_type(info), help=info.description)
 
@@ -87,7 +89,7 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
     if command == "migrate":
         from db.migrate import migrate
 
-        applied = asyncio.run(migrate(settings.database_url, log=log.info))
+        applied = asyncio.run(migrate(settings.database_url.get_secret_value(), log=log.info))
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
         return 0
     if command == "topics":

@@ -15,12 +15,13 @@ import hmac
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from app import AiworkerError
 from app.settings import Settings
@@ -47,16 +48,16 @@ def dev_values(path: Path = DEV_ENV) -> dict[str, str]:
 @dataclass(frozen=True, slots=True)
 class Target:
     url: str
-    service_token: str
-    agent_key: str
-    gitea_secret: str
-    database_url: str
+    service_token: str = field(repr=False)
+    agent_key: str = field(repr=False)
+    gitea_secret: str = field(repr=False)
+    database_url: str = field(repr=False)
 
     @classmethod
     def resolve(cls, settings: Settings, dev: dict[str, str]) -> Target:
         def pick(name: str) -> str:
-            value = str(getattr(settings, name))
-            default = str(Settings.model_fields[name].default)
+            value = _text(getattr(settings, name))
+            default = _text(Settings.model_fields[name].default)
             return dev[name] if name in dev and (not value or value == default) else value
 
         url = pick("web_url") or f"http://127.0.0.1:{settings.http_port}"
@@ -67,6 +68,10 @@ class Target:
                 "or set AIWORKER_SERVICE_TOKEN and AIWORKER_AGENT_TOKEN_KEY as the running system has them"
             )
         return target
+
+
+def _text(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def now() -> str:

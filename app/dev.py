@@ -16,7 +16,7 @@ from app import AiworkerError
 from app.broker import EmbeddedBroker, wait_for_port
 from app.settings import Settings
 from app.topics import ensure_topics
-from db.pool import connect, parse_database_url
+from db.pool import connect, parse_database_url, redact_database_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -40,8 +40,9 @@ async def _server_reachable(url: str) -> str | None:
 
 def ensure_database(settings: Settings) -> None:
     """Make the MySQL-compatible server of AIWORKER_DATABASE_URL reachable, starting or installing MariaDB locally."""
-    address = parse_database_url(settings.database_url)
-    error = asyncio.run(_server_reachable(settings.database_url))
+    url = settings.database_url.get_secret_value()
+    address = parse_database_url(url)
+    error = asyncio.run(_server_reachable(url))
     if error is None:
         return
     if address.host not in LOCAL_HOSTS:
@@ -71,7 +72,7 @@ def ensure_database(settings: Settings) -> None:
     subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", daemon], check=True)
     if not wait_for_port(address.host, address.port, time.monotonic() + 60):
         raise DevError(f"MariaDB did not listen on {address.host}:{address.port} within 60s; see /var/log/mysql")
-    if asyncio.run(_server_reachable(settings.database_url)) is not None and shutil.which("mariadb"):
+    if asyncio.run(_server_reachable(url)) is not None and shutil.which("mariadb"):
         # A fresh Debian install lets root in only through the socket: give the URL's user TCP access.
         user, password = address.user.replace("'", ""), address.password.replace("'", "''")
         sql = "".join(
@@ -80,9 +81,11 @@ def ensure_database(settings: Settings) -> None:
             for host in ("127.0.0.1", "::1")
         )
         subprocess.run(["mariadb", "-uroot", "-e", sql], check=False)
-    error = asyncio.run(_server_reachable(settings.database_url))
+    error = asyncio.run(_server_reachable(url))
     if error is not None:
-        raise DevError(f"MariaDB runs but {settings.database_url} cannot log in ({error}); fix the user or AIWORKER_DATABASE_URL")
+        raise DevError(
+            f"MariaDB runs but {redact_database_url(url)} cannot log in ({error}); fix the user or AIWORKER_DATABASE_URL"
+        )
 
 
 def dev_environment(settings: Settings, bootstrap: str) -> dict[str, str]:
@@ -108,8 +111,9 @@ def run_dev(settings: Settings) -> int:
             bootstrap = broker.bootstrap
             say(f"embedded broker (Tansu, in memory) on {bootstrap}")
         asyncio.run(ensure_topics(settings, bootstrap))
-        applied = asyncio.run(migrate(settings.database_url))
-        say(f"database {parse_database_url(settings.database_url).database}: {len(applied)} migration(s) applied")
+        url = settings.database_url.get_secret_value()
+        applied = asyncio.run(migrate(url))
+        say(f"database {parse_database_url(url).database}: {len(applied)} migration(s) applied")
         env = dev_environment(settings, bootstrap)
         names = ("web", "worker")
         for command in names:

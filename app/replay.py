@@ -218,7 +218,7 @@ class Replayer:
             enable_idempotence=self.settings.kafka_idempotence,
             max_request_size=max(self.settings.max_body_bytes, 1024 * 1024) + 1024 * 1024,
         )
-        pool = await create_pool(self.settings.database_url, minsize=1, maxsize=2)
+        pool = await create_pool(self.settings.database_url.get_secret_value(), minsize=1, maxsize=2)
         try:
             await consumer.start()
             await producer.start()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import AiworkerError
-from db.pool import DatabaseUrlError, parse_database_url
+from db.pool import DatabaseUrlError, parse_database_url, redact_database_url
 
 
 class SettingsError(AiworkerError):
@@ -22,11 +22,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIWORKER_", extra="forbid", frozen=True)
 
     kafka_bootstrap: str = Field("", description="Kafka bootstrap servers host:port[,…]; empty: embedded broker (dev)")
-    database_url: str = Field("mysql://root@127.0.0.1:3306/aiworker", description="mysql://user:pass@host:port/db")
-    gitea_secret: str = Field("", description="Gitea webhook HMAC secret (a project row may carry its own)")
+    database_url: SecretStr = Field(
+        SecretStr("mysql://root@127.0.0.1:3306/aiworker"), description="mysql://user:pass@host:port/db (secret: never printed)"
+    )
+    gitea_secret: SecretStr = Field(
+        SecretStr(""), description="Gitea webhook HMAC secret (a project row may carry its own; secret: never printed)"
+    )
     gitea_insecure: bool = Field(False, description="accept unsigned Gitea webhooks when no secret applies (dev only)")
-    agent_token_key: str = Field("", description="key of agent tokens: hex HMAC-SHA256(key, agent_id)")
-    service_token: str = Field("", description="bearer token of the backend and deploy pipeline (every event type)")
+    agent_token_key: SecretStr = Field(
+        SecretStr(""), description="key of agent tokens: hex HMAC-SHA256(key, agent_id) (secret: never printed)"
+    )
+    service_token: SecretStr = Field(
+        SecretStr(""), description="bearer token of the backend and deploy pipeline (every event type; secret: never printed)"
+    )
     http_host: str = Field("0.0.0.0", description="address the HTTP server binds")
     http_port: int = Field(8080, ge=1, le=65535, description="port of the HTTP server")
     topic_prefix: str = Field("aiworker.", description="prefix of every topic name")
@@ -82,9 +90,9 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
         try:
-            parse_database_url(value)
+            parse_database_url(value.get_secret_value())
         except DatabaseUrlError as exc:
             raise ValueError(str(exc)) from exc
         return value
@@ -104,15 +112,23 @@ class Settings(BaseSettings):
         return value
 
     def environment(self) -> dict[str, str]:
-        """These settings as AIWORKER_* variables, for a child process that must read exactly them."""
-        return {
-            f"AIWORKER_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-            for name, value in self.model_dump(mode="json").items()
-        }
+        """These settings as AIWORKER_* variables (secrets in clear), for a child process that must read exactly them."""
+        return {f"AIWORKER_{name.upper()}": _env_text(value) for name, value in self.model_dump().items()}
 
     def topic(self, name: str) -> str:
         """The full name of one of the service's topics (e.g. 'agent.events')."""
         return f"{self.topic_prefix}{name}"
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def is_secret(name: str) -> bool:
+    """Whether the setting `name` holds a secret (never printed: not in errors, logs or help)."""
+    return Settings.model_fields[name].annotation is SecretStr
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -122,8 +138,17 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else "?"
-        value = error.get("input")
+        value = _shown(name, error.get("input"))
         raise SettingsError(
-            f"invalid setting AIWORKER_{name.upper()}={value!r}: {error['msg']}"
+            f"invalid setting AIWORKER_{name.upper()}={value}: {error['msg']}"
             f" (set it in the environment or with --{name.replace('_', '-')})"
-        ) from exc
+        ) from None  # pydantic's error repeats the input, which may be a secret
+
+
+def _shown(name: str, value: Any) -> str:
+    """A bad setting's value as an error may show it: a secret's never (a database URL without its password)."""
+    if name == "database_url" and isinstance(value, str):
+        return repr(redact_database_url(value))
+    if name in Settings.model_fields and is_secret(name):
+        return "<secret, not shown>"
+    return repr(value)

@@ -17,7 +17,7 @@ Every connection (pool or single) runs SESSION_INIT when it connects, whatever t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -46,7 +46,7 @@ class DatabaseAddress:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
 
     def with_database(self, database: str) -> DatabaseAddress:
@@ -57,18 +57,34 @@ class DatabaseAddress:
         return f"mysql://{auth}@{self.host}:{self.port}/{self.database}"
 
 
+def redact_database_url(url: str) -> str:
+    """The URL as messages may show it: everything between the user's name and the last '@' is replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<not a URL>"  # no scheme: cannot tell a password from a host, so show nothing
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
 def parse_database_url(url: str) -> DatabaseAddress:
-    """Split mysql://user:pass@host:port/db into its parts, or say what is wrong."""
-    parts = urlsplit(url)
+    """Split mysql://user:pass@host:port/db into its parts, or say what is wrong (never showing the password)."""
+    shown = redact_database_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise DatabaseUrlError(f"database URL {shown!r} is not a URL, e.g. mysql://root@127.0.0.1:3306/aiworker") from None
     if parts.scheme not in ("mysql", "mariadb", "mysql+asyncmy"):
-        raise DatabaseUrlError(f"database URL {url!r} must start with mysql:// (e.g. mysql://root@127.0.0.1:3306/aiworker)")
+        raise DatabaseUrlError(f"database URL {shown!r} must start with mysql:// (e.g. mysql://root@127.0.0.1:3306/aiworker)")
     database = parts.path.lstrip("/")
     if not database or "/" in database:
-        raise DatabaseUrlError(f"database URL {url!r} must name one database after the host, e.g. /aiworker")
+        raise DatabaseUrlError(f"database URL {shown!r} must name one database after the host, e.g. /aiworker")
     try:
         port = parts.port or 3306
-    except ValueError as exc:
-        raise DatabaseUrlError(f"database URL {url!r} has an invalid port") from exc
+    except ValueError:
+        raise DatabaseUrlError(f"database URL {shown!r} has an invalid port") from None
     return DatabaseAddress(
         host=parts.hostname or "127.0.0.1",
         port=port,

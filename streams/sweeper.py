@@ -38,7 +38,7 @@ class Sweeper:
     def __init__(self, pool: Any, settings: Settings) -> None:
         self.pool = pool
         self.settings = settings
-        self.lock_name = f"aiworker_sweeper:{parse_database_url(settings.database_url).database}"[:64]
+        self.lock_name = f"aiworker_sweeper:{parse_database_url(settings.database_url.get_secret_value()).database}"[:64]
         self.offline = 0
         self.expired = 0
 

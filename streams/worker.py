@@ -61,7 +61,7 @@ class FoldRuntime:
         backoff = 0.5
         while self.pool is None:
             try:
-                self.pool = await create_pool(self.settings.database_url, minsize=1, maxsize=8)
+                self.pool = await create_pool(self.settings.database_url.get_secret_value(), minsize=1, maxsize=8)
             except (MySQLError, OSError) as exc:
                 log.warning("database unreachable (%r); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
@@ -88,7 +88,7 @@ class FoldRuntime:
         self.relay = OutboxRelay(
             self.pool,
             send,
-            database_url=self.settings.database_url,
+            database_url=self.settings.database_url.get_secret_value(),
             batch_size=self.settings.outbox_batch_size,
             dlq_topic=self.settings.topic(topics.DLQ),
         )

@@ -94,7 +94,12 @@ async def post_events(request: web.Request) -> web.Response:
     if not items:
         return problem(422, "the body holds no events", errors=[])
     agent_ids = {str(i["agent_id"]) for i in items if isinstance(i, dict) and isinstance(i.get("agent_id"), str)}
-    caller = identify(token, service_token=settings.service_token, agent_token_key=settings.agent_token_key, agent_ids=agent_ids)
+    caller = identify(
+        token,
+        service_token=settings.service_token.get_secret_value(),
+        agent_token_key=settings.agent_token_key.get_secret_value(),
+        agent_ids=agent_ids,
+    )
     if caller is None:
         return problem(401, "the bearer token is neither the service token nor the token of an agent in the request")
     events, errors = validate(items)

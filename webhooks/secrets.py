@@ -73,7 +73,7 @@ class SecretResolver:
                 secrets.append(project.previous)
             return Applying(tuple(secrets), f"project {project.project_id}")
         if self.settings.gitea_secret:
-            return Applying((self.settings.gitea_secret,), "AIWORKER_GITEA_SECRET")
+            return Applying((self.settings.gitea_secret.get_secret_value(),), "AIWORKER_GITEA_SECRET")
         return Applying((), "none")
 
     def forget(self) -> None:

@@ -71,7 +71,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     # minsize=0: the web process starts (and /events works) while the database is down.
-    pool = await create_pool(app[SETTINGS].database_url, minsize=0, maxsize=4)
+    pool = await create_pool(app[SETTINGS].database_url.get_secret_value(), minsize=0, maxsize=4)
     app[DB_POOL] = pool
     yield
     pool.close()

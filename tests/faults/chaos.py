@@ -64,7 +64,12 @@ async def fault_run(
     web = WebProcess(settings, tmp_path / "web.log").start()
     running = [WorkerProcess(settings, tmp_path / f"worker{i}.log").start() for i in range(workers)]
     try:
-        driver = Driver(lambda: web.url, settings.service_token, settings.gitea_secret, rate=load.size / seconds)
+        driver = Driver(
+            lambda: web.url,
+            settings.service_token.get_secret_value(),
+            settings.gitea_secret.get_secret_value(),
+            rate=load.size / seconds,
+        )
         await setup_folded(driver, load, pool)
         await asyncio.gather(driver.run(load), chaos(running, web))
         return await check(name, settings, pool, load, driver.sent, fold_timeout=fold_timeout)

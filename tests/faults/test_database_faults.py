@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app.settings import Settings
 from db.migrate import migrate
@@ -31,7 +32,7 @@ async def private_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 async def test_database_down_for_20_seconds_mid_run(settings: Settings, private_db: PrivateMariaDB, tmp_path: Path) -> None:
     url = private_db.url("aiworker_faults")
     await migrate(url)
-    run_settings = settings.model_copy(update={"database_url": url})
+    run_settings = settings.model_copy(update={"database_url": SecretStr(url)})
     pool: Any = await create_pool(url, minsize=1, maxsize=4)
     load = build(default_events(6_000))
 

@@ -66,14 +66,14 @@ async def test_broker_down_spools_until_full_then_503_and_the_spool_drains(
     sent = 0
     try:
         async with aiohttp.ClientSession() as session:
-            status, _ = await post(session, web, run.service_token, batch("up", 0))
+            status, _ = await post(session, web, run.service_token.get_secret_value(), batch("up", 0))
             assert status == 202
             own_broker.kill()  # the broker dies; clients keep sending
             full_reasons = []
             for n in range(200):
                 events = batch("down", n)
                 sent += len(events)
-                status, body = await post(session, web, run.service_token, events)
+                status, body = await post(session, web, run.service_token.get_secret_value(), events)
                 if status == 202:
                     assert body["durable"] == "spool", body
                     assert not refused, "a 202 after the spool was full, before the broker returned"
@@ -116,7 +116,7 @@ async def test_web_killed_with_events_in_its_spool_drains_after_restart(
             for n in range(20):
                 events = batch("spooled", n)
                 sent += len(events)
-                status, body = await post(session, web, run.service_token, events)
+                status, body = await post(session, web, run.service_token.get_secret_value(), events)
                 assert status == 202 and body["durable"] == "spool", body
                 spooled.update(body["ids"])
         web.kill()  # kill -9 with everything still in the spool

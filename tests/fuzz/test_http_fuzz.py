@@ -27,15 +27,15 @@ AGENT = "fuzz-agent"
 
 
 def auth_headers(settings: Settings) -> st.SearchStrategy[list[tuple[str, str]]]:
-    service = ("Authorization", f"Bearer {settings.service_token}")
-    own = ("Authorization", f"Bearer {agent_token(settings.agent_token_key, AGENT)}")
-    other = ("Authorization", f"Bearer {agent_token(settings.agent_token_key, 'someone-else')}")
+    service = ("Authorization", f"Bearer {settings.service_token.get_secret_value()}")
+    own = ("Authorization", f"Bearer {agent_token(settings.agent_token_key.get_secret_value(), AGENT)}")
+    other = ("Authorization", f"Bearer {agent_token(settings.agent_token_key.get_secret_value(), 'someone-else')}")
     junk = st.text(max_size=40).map(lambda t: ("Authorization", header_safe(f"Bearer {t}")))
     return st.one_of(
         st.just([service]), st.just([service]), st.just([service]), st.just([own]), st.just([own]),
         st.just([other]), st.just([]), junk.map(lambda h: [h]),
-        st.just([("authorization", f"bearer {settings.service_token}")]), st.just([service, own]),
-        st.just([("Authorization", f"Basic {settings.service_token}")]),
+        st.just([("authorization", f"bearer {settings.service_token.get_secret_value()}")]), st.just([service, own]),
+        st.just([("Authorization", f"Basic {settings.service_token.get_secret_value()}")]),
     )  # fmt: skip
 
 
@@ -121,7 +121,7 @@ def gitea_request(draw: st.DrawFn, settings: Settings, samples: list[Any]) -> tu
         payload = json.dumps(draw(json_values)).encode()
     elif kind == "utf8":
         payload = draw(bad_utf8)
-    signature = sign(payload, settings.gitea_secret)
+    signature = sign(payload, settings.gitea_secret.get_secret_value())
     if kind in ("signed", "bytes", "json", "utf8"):
         headers |= signature
     elif kind == "wrong-signature":

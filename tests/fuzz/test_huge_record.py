@@ -92,7 +92,9 @@ async def test_an_unpublishable_outbox_row_becomes_a_dlq_note_and_the_rest_flow(
 
         return ack()
 
-    relay = OutboxRelay(pool, send, database_url=settings.database_url, batch_size=10, dlq_topic=settings.topic(topics.DLQ))
+    relay = OutboxRelay(
+        pool, send, database_url=settings.database_url.get_secret_value(), batch_size=10, dlq_topic=settings.topic(topics.DLQ)
+    )
     async with pool.acquire() as conn:
         assert await relay.publish_once(conn) == 3  # before: raised MessageSizeTooLargeError, every round
         assert await relay.publish_once(conn) == 1  # the note, in the row's place

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app import topics
 from app.settings import Settings
@@ -41,7 +42,7 @@ async def databases(mysql_server: str) -> AsyncIterator[Callable[[], Any]]:
 
 
 def variant(settings: Settings, url: str, **changes: Any) -> Settings:
-    return settings.model_copy(update={"database_url": url, "agent_offline_seconds": 10**7, **changes})
+    return settings.model_copy(update={"database_url": SecretStr(url), "agent_offline_seconds": 10**7, **changes})
 
 
 def replayer(settings: Settings, url: str, worker_id: str) -> Settings:

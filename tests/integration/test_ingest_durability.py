@@ -34,7 +34,11 @@ async def restart(broker: EmbeddedBroker, settings: Settings) -> None:
 def gitea_request(settings: Settings, index: int) -> tuple[bytes, dict[str, str], str]:
     sample = SAMPLES[index % len(SAMPLES)]
     delivery = f"delivery-{index:05d}"
-    return sample.payload_bytes, {**sample.signed_headers(settings.gitea_secret), "X-Gitea-Delivery": delivery}, delivery
+    return (
+        sample.payload_bytes,
+        {**sample.signed_headers(settings.gitea_secret.get_secret_value()), "X-Gitea-Delivery": delivery},
+        delivery,
+    )
 
 
 def event(index: int, agent: str = "agent-d") -> dict[str, Any]:
@@ -57,7 +61,7 @@ async def test_broker_killed_mid_test_spooled_events_are_drained_in_order_exactl
 ) -> None:
     settings = settings.model_copy(update={"kafka_bootstrap": own_broker.bootstrap})
     await ensure_topics(settings, own_broker.bootstrap)
-    service = {"Authorization": f"Bearer {settings.service_token}"}
+    service = {"Authorization": f"Bearer {settings.service_token.get_secret_value()}"}
     spooled: dict[str, bytes] = {}
     async with web_client(settings) as client:
         for index in range(3):
@@ -118,7 +122,7 @@ async def test_a_restarted_web_process_drains_what_the_previous_one_spooled(
 ) -> None:
     settings = settings.model_copy(update={"kafka_bootstrap": own_broker.bootstrap})
     await ensure_topics(settings, own_broker.bootstrap)
-    service = {"Authorization": f"Bearer {settings.service_token}"}
+    service = {"Authorization": f"Bearer {settings.service_token.get_secret_value()}"}
     own_broker.kill()
     async with web_client(settings) as client:
         for index in range(10):

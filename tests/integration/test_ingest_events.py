@@ -23,7 +23,7 @@ async def test_log_lines_travel_as_one_batch_per_agent_and_run(settings: Setting
     heartbeat = {"id": "a1-hb", "type": "agent.heartbeat", "time": T0, "agent_id": "a1", "status": "idle"}
     items = [line("a1", 1), line("a2", 1), line("a1", 2), heartbeat, line("a1", 3), line("a2", 2)]
     body = "\n".join(json.dumps(item) for item in items)
-    headers = {"Authorization": f"Bearer {settings.service_token}", "Content-Type": "application/x-ndjson"}
+    headers = {"Authorization": f"Bearer {settings.service_token.get_secret_value()}", "Content-Type": "application/x-ndjson"}
     async with web_client(settings) as client:
         response = await client.post("/events", data=body, headers=headers)
         assert response.status == 202, await response.text()
@@ -47,7 +47,7 @@ async def test_log_lines_travel_as_one_batch_per_agent_and_run(settings: Setting
 
 
 async def test_agent_token_refusals_and_metrics(settings: Settings) -> None:
-    agent = {"Authorization": f"Bearer {agent_token(settings.agent_token_key, 'a1')}"}
+    agent = {"Authorization": f"Bearer {agent_token(settings.agent_token_key.get_secret_value(), 'a1')}"}
     async with web_client(settings) as client:
         response = await client.post("/events", json=line("a2", 1), headers=agent)
         assert response.status == 401  # a token speaks only for the agent ids it matches

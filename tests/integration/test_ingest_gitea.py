@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app.envelope import GiteaEnvelope
 from app.settings import Settings
@@ -32,7 +33,7 @@ async def test_every_sample_as_json_and_as_form_lands_unchanged(settings: Settin
         for index, sample in enumerate(SAMPLES):
             for form in (False, True):
                 delivery = f"{index:04d}-{int(form)}-{sample.headers['X-Gitea-Delivery']}"[:60]
-                headers = {**sample.signed_headers(settings.gitea_secret), "X-Gitea-Delivery": delivery}
+                headers = {**sample.signed_headers(settings.gitea_secret.get_secret_value()), "X-Gitea-Delivery": delivery}
                 if form:
                     headers["Content-Type"] = "application/x-www-form-urlencoded"
                 body = form_body(sample.payload_bytes) if form else sample.payload_bytes
@@ -64,7 +65,7 @@ async def test_every_sample_as_json_and_as_form_lands_unchanged(settings: Settin
 )
 async def test_either_signature_header_is_enough(settings: Settings, signature: dict[str, str]) -> None:
     sample = load_sample("push__main")
-    digest = sign(sample.payload_bytes, settings.gitea_secret)["X-Gitea-Signature"]
+    digest = sign(sample.payload_bytes, settings.gitea_secret.get_secret_value())["X-Gitea-Signature"]
     name = next(iter(signature))
     value = f"sha256={digest}" if name == "X-Hub-Signature-256" else digest
     async with web_client(settings) as client:
@@ -75,7 +76,7 @@ async def test_either_signature_header_is_enough(settings: Settings, signature: 
 @pytest.mark.parametrize("case", ["wrong secret", "missing", "empty digests", "malformed", "tampered payload"])
 async def test_bad_signatures_are_401_and_publish_nothing(settings: Settings, case: str) -> None:
     sample = load_sample("issues__opened_aiworker")
-    headers = sample.signed_headers(settings.gitea_secret)
+    headers = sample.signed_headers(settings.gitea_secret.get_secret_value())
     body = sample.payload_bytes
     if case == "wrong secret":
         headers = sample.signed_headers("not-the-secret")
@@ -109,7 +110,7 @@ async def test_project_secret_wins_and_rotation_accepts_the_previous_one_for_a_w
     await insert_project(pool, repo_id=expired.payload["repository"]["id"], owner="org", name="y", secret="new-3",
                          previous="old-3", rotated_at=now - timedelta(days=3))  # fmt: skip
     cases = [
-        (by_id, "new-1", 202), (by_id, "old-1", 202), (by_id, settings.gitea_secret, 401),
+        (by_id, "new-1", 202), (by_id, "old-1", 202), (by_id, settings.gitea_secret.get_secret_value(), 401),
         (by_name, "new-2", 202), (by_name, "old-2", 202), (by_name, "wrong", 401),
         (expired, "new-3", 202), (expired, "old-3", 401),
     ]  # fmt: skip
@@ -127,7 +128,7 @@ async def test_project_secret_wins_and_rotation_accepts_the_previous_one_for_a_w
 
 async def test_no_secret_anywhere_refuses_everything_and_says_why(settings: Settings) -> None:
     sample = load_sample("push__main")
-    bare = settings.model_copy(update={"gitea_secret": ""})
+    bare = settings.model_copy(update={"gitea_secret": SecretStr("")})
     async with web_client(bare) as client:
         for headers in (sample.headers, sample.signed_headers("anything")):
             response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers=headers)
@@ -142,7 +143,8 @@ async def test_no_secret_anywhere_refuses_everything_and_says_why(settings: Sett
 
 async def test_refusals_have_the_right_status_and_publish_nothing(settings: Settings) -> None:
     sample = load_sample("push__main")
-    signed = sample.signed_headers(settings.gitea_secret)
+    secret = settings.gitea_secret.get_secret_value()
+    signed = sample.signed_headers(secret)
     limit = settings.max_body_bytes
 
     async def chunks() -> Any:
@@ -154,10 +156,10 @@ async def test_refusals_have_the_right_status_and_publish_nothing(settings: Sett
     async with web_client(settings) as client:
         cases: list[tuple[int, Any]] = [
             (415, client.post("/webhooks/gitea", data=sample.payload_bytes, headers={**signed, "Content-Type": "text/plain"})),
-            (400, client.post(gitea, data=b"{not json", headers={**signed, **sign(b"{not json", settings.gitea_secret)})),
+            (400, client.post(gitea, data=b"{not json", headers={**signed, **sign(b"{not json", secret)})),
             (400, client.post(gitea, data=b"payload=%7Bbad", headers=form)),
             (400, client.post(gitea, data=b"other=1", headers=form)),
-            (400, client.post(gitea, data=b"[1,2]", headers={**sample.headers, **sign(b"[1,2]", settings.gitea_secret)})),
+            (400, client.post(gitea, data=b"[1,2]", headers={**sample.headers, **sign(b"[1,2]", secret)})),
             (400, client.post("/webhooks/gitea", data=sample.payload_bytes,
                               headers={k: v for k, v in signed.items() if "Event" not in k})),
             (400, client.post(gitea, data=sample.payload_bytes, headers={**signed, "X-Gitea-Delivery": "d" * 192})),
@@ -176,7 +178,7 @@ async def test_refusals_have_the_right_status_and_publish_nothing(settings: Sett
 
 async def test_an_undecodable_body_is_400_and_the_next_request_works(settings: Settings) -> None:
     sample = load_sample("create__branch")
-    headers = sample.signed_headers(settings.gitea_secret)
+    headers = sample.signed_headers(settings.gitea_secret.get_secret_value())
     async with web_client(settings) as client:
         for encoding in ("gzip", "deflate"):
             response = await client.post(

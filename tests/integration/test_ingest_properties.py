@@ -90,7 +90,7 @@ async def fresh(settings: Settings) -> Settings:
 @given(data=st.data())
 async def test_random_gitea_deliveries_never_5xx_and_only_accepted_ones_are_published(settings: Settings, data: Any) -> None:
     settings = await fresh(settings)
-    requests = data.draw(st.lists(gitea_request(settings.gitea_secret), min_size=1, max_size=25))
+    requests = data.draw(st.lists(gitea_request(settings.gitea_secret.get_secret_value()), min_size=1, max_size=25))
     accepted: list[str] = []
     async with web_client(settings) as client:
         for body, headers in requests:
@@ -108,7 +108,13 @@ async def test_random_gitea_deliveries_never_5xx_and_only_accepted_ones_are_publ
 @given(data=st.data())
 async def test_random_event_posts_never_5xx_and_only_accepted_ones_are_published(settings: Settings, data: Any) -> None:
     settings = await fresh(settings)
-    requests = data.draw(st.lists(events_request(settings.service_token, settings.agent_token_key), min_size=1, max_size=25))
+    requests = data.draw(
+        st.lists(
+            events_request(settings.service_token.get_secret_value(), settings.agent_token_key.get_secret_value()),
+            min_size=1,
+            max_size=25,
+        )
+    )
     published = 0
     async with web_client(settings) as client:
         for body, headers in requests:

@@ -31,8 +31,8 @@ def as_cloudevent(record: Any) -> BaseCloudEvent:
 
 
 async def test_task_started_moves_the_row_and_emits_a_transition(settings: Settings, pool: Any, worker: WorkerProcess) -> None:
-    service = {"Authorization": f"Bearer {settings.service_token}"}
-    agent = {"Authorization": f"Bearer {agent_token(settings.agent_token_key, 'agent-1')}"}
+    service = {"Authorization": f"Bearer {settings.service_token.get_secret_value()}"}
+    agent = {"Authorization": f"Bearer {agent_token(settings.agent_token_key.get_secret_value(), 'agent-1')}"}
     task_id = f"task-{settings.worker_id}"
     async with TestClient(TestServer(init(settings, settings.kafka_bootstrap))) as client:
         project_id = f"proj-{task_id}"[:36]

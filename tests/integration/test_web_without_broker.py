@@ -19,7 +19,7 @@ def test_web_comes_up_and_spools_while_the_broker_is_unreachable(settings: Setti
         request = urllib.request.Request(
             f"{web.url}/events",
             data=json.dumps(event).encode(),
-            headers={"Authorization": f"Bearer {settings.service_token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {settings.service_token.get_secret_value()}", "Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from app.settings import Settings, SettingsError, load_settings
+from db.pool import parse_database_url, redact_database_url
 
 
 def test_defaults_follow_the_contract() -> None:
@@ -72,3 +73,48 @@ def test_the_environment_of_a_child_reads_back_as_the_same_settings(monkeypatch:
     for name, value in made.environment().items():
         monkeypatch.setenv(name, value)
     assert load_settings() == made
+
+
+SECRETS = {
+    "service_token": "svc-0f3c-unique",
+    "agent_token_key": "agk-9a1e-unique",
+    "gitea_secret": "gts-77d2-unique",
+    "database_url": "mysql://aiw:dbpw-5b8e-unique@db.example:3306/aiworker",
+}
+
+
+def test_secrets_are_never_printed_but_reach_a_child_in_clear() -> None:
+    made = load_settings(**SECRETS)
+    for text in (str(made), repr(made), f"{made}", str(made.model_dump()), made.model_dump_json()):
+        for secret in (*SECRETS.values(), "dbpw-5b8e-unique"):
+            assert secret not in text
+    assert made.service_token.get_secret_value() == SECRETS["service_token"]
+    env = made.environment()
+    assert {env[f"AIWORKER_{k.upper()}"] for k in SECRETS} == set(SECRETS.values())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://aiw:dbpw-5b8e-unique@db.example/aiworker",
+        "mysql://aiw:dbpw-5b8e-unique@db.example:3306/",
+        "mysql://aiw:dbpw-5b8e-unique@db.example:port/aiworker",
+        "mysql://aiw:dbpw/5b8e@unique@db.example/a/b",
+        "mysql://aiw:dbpw-5b8e-unique@[::1/aiworker",
+        "aiw:dbpw-5b8e-unique@db.example/aiworker",
+    ],
+)
+def test_a_bad_database_url_is_refused_without_its_password(url: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(database_url=url)
+    for text in (str(caught.value), repr(caught.value), str(caught.value.__cause__), repr(caught.value.__cause__)):
+        assert "dbpw" not in text and "5b8e" not in text
+    assert "AIWORKER_DATABASE_URL" in str(caught.value)
+
+
+def test_a_database_address_does_not_show_its_password() -> None:
+    address = parse_database_url(SECRETS["database_url"])
+    assert address.password == "dbpw-5b8e-unique"
+    assert "dbpw" not in repr(address) and "dbpw" not in str(address)
+    assert redact_database_url(SECRETS["database_url"]) == "mysql://aiw:***@db.example:3306/aiworker"
+    assert redact_database_url("mysql://root@127.0.0.1:3306/aiworker") == "mysql://root@127.0.0.1:3306/aiworker"
