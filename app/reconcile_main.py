@@ -54,12 +54,14 @@ async def _serve_metrics(settings: Settings, metrics: ReconcileMetrics) -> web.A
 async def reconcile(settings: Settings, bootstrap: str, *, once: bool) -> list[ProjectResult]:
     check_settings(settings)
     metrics = ReconcileMetrics()
-    pool = await create_pool(settings.database_url, minsize=1, maxsize=2)
+    pool = await create_pool(settings.database_url.get_secret_value(), minsize=1, maxsize=2)
     publisher = KafkaPublisher(settings, bootstrap)
     runner = None
     try:
         await publisher.start()
-        async with GiteaClient(settings.gitea_url, settings.gitea_token, timeout=settings.gitea_timeout) as client:
+        async with GiteaClient(
+            settings.gitea_url, settings.gitea_token.get_secret_value(), timeout=settings.gitea_timeout
+        ) as client:
             reconciler = Reconciler(settings, pool, publisher, client, metrics)
             if once:
                 return await reconciler.run_once()

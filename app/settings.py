@@ -81,8 +81,10 @@ class Settings(BaseSettings):
     k8s_deployment_selector: str = Field("aiworker.dev/project-id", description="k8s-watch: label selector of app Deployments")
     k8s_backoff_max: float = Field(30.0, gt=0, le=600, description="k8s-watch: longest reconnect backoff, s")
     gitea_url: str = Field("", description="reconcile: base URL of Gitea (https://git.example.com); empty: reconcile is off")
-    gitea_token: str = Field(
-        "", description="reconcile: Gitea API token with read-only repository access, sent as `Authorization: token`"
+    gitea_token: SecretStr = Field(
+        SecretStr(""),
+        description="reconcile: Gitea API token with read-only repository access, sent as `Authorization: token` "
+        "(secret: never printed)",
     )
     gitea_timeout: float = Field(10.0, gt=0, le=300, description="reconcile: timeout of one Gitea API request, s")
     reconcile_seconds: int = Field(300, ge=10, le=86_400, description="reconcile: pause between two passes over every project, s")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app.envelope import GiteaEnvelope
 from app.gitea_client import GiteaClient
@@ -113,7 +114,9 @@ async def test_lost_deliveries_reach_the_rows_once_and_late_deliveries_change_no
 ) -> None:
     pool = await create_pool(own_database, minsize=1, maxsize=4)
     async with fake_gitea(fault_every=4) as api:
-        own = settings.model_copy(update={"database_url": own_database, "gitea_url": api.url, "gitea_token": TOKEN})
+        own = settings.model_copy(
+            update={"database_url": SecretStr(own_database), "gitea_url": api.url, "gitea_token": SecretStr(TOKEN)}
+        )
         worker = WorkerProcess(own, log_path=tmp_path / "worker.log").start()
         try:
             s = await scenario(api, pool)
@@ -184,7 +187,9 @@ async def test_lost_deliveries_reach_the_rows_once_and_late_deliveries_change_no
             async with web_client(own) as web:
                 for body, headers in (review_delivery(repo, copy.deepcopy(approved_pull)),
                                       close_delivery(repo, copy.deepcopy(closed_pull))):  # fmt: skip
-                    answer = await web.post("/webhooks/gitea", data=body, headers={**headers, **sign(body, own.gitea_secret)})
+                    answer = await web.post(
+                        "/webhooks/gitea", data=body, headers={**headers, **sign(body, own.gitea_secret.get_secret_value())}
+                    )
                     assert answer.status == 202, await answer.text()
             await fold_caught_up(own, pool)
             assert await tasks(pool, project) == rows
