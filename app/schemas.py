@@ -48,6 +48,18 @@ def _row_class(entity: str) -> tuple[type[Any], tuple[str, ...]]:
     return rows[0], tuple(module.STATES)
 
 
+def _reclaimed_from() -> Schema:
+    from streams.machines.agent import RECLAIMABLE
+
+    return {
+        "type": "object",
+        "description": "only on a reclaim: the agent that held the task (offline or in error) when another agent's "
+        "task.started took it over; from and to are then the same state",
+        "required": ["agent_id", "status"],
+        "properties": {"agent_id": {"type": "string"}, "status": {"enum": list(RECLAIMABLE)}},
+    }
+
+
 def transition_schemas() -> dict[str, Schema]:
     """{CloudEvent type: JSON Schema} of every downstream transition."""
     from streams import cloudevents
@@ -84,6 +96,7 @@ def transition_schemas() -> dict[str, Schema]:
                             "required": ["id", "source", "type"],
                             "properties": {"id": {"type": "string"}, "source": {"type": "string"}, "type": {"type": "string"}},
                         },
+                        **({"reclaimed_from": _reclaimed_from()} if entity == "task" else {}),
                     },
                 },
             },

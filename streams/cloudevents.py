@@ -62,6 +62,14 @@ def transition_event(transition: Transition, row: Any, cause: Input, cause_sourc
     """(topic short name, id, CloudEvent JSON bytes) of one transition."""
     event_id = transition_id(cause.id, transition)
     row_data = as_dict(row) if dataclasses.is_dataclass(row) else dict(row)
+    data: dict[str, Any] = {
+        "from": transition.from_state,
+        "to": transition.to_state,
+        "row": row_data,
+        "cause": {"id": cause.id, "source": cause_source, "type": cause.type},
+    }
+    if transition.reclaimed_from is not None:
+        data["reclaimed_from"] = {"agent_id": transition.reclaimed_from.agent_id, "status": transition.reclaimed_from.status}
     envelope = {
         "specversion": "1.0",
         "id": event_id,
@@ -70,11 +78,6 @@ def transition_event(transition: Transition, row: Any, cause: Input, cause_sourc
         "subject": transition.entity_id,
         "time": cause.time,
         "datacontenttype": "application/json",
-        "data": {
-            "from": transition.from_state,
-            "to": transition.to_state,
-            "row": row_data,
-            "cause": {"id": cause.id, "source": cause_source, "type": cause.type},
-        },
+        "data": data,
     }
     return TOPICS[transition.entity], event_id, dumps(envelope)

@@ -248,10 +248,11 @@ class Fold:
             )
             return
         if isinstance(item, Log | LogBatch):
-            reason = await logs.add(source, item, stats)
-            if reason is not None:
+            refusal = await logs.add(source, item, stats)
+            if refusal is not None:
                 stats.refused += 1
-                ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, reason, self.dlq_topic))
+                dlq = decoding.dlq_row(refusal.source, refusal.reason, self.dlq_topic, part=refusal.part)
+                ctx_of[source.topic].uow.outbox.append(dlq)
             return
         event_id = scoped_id(item.id, source.scope)
         position = (event_id, source.topic, source.partition, source.offset)

@@ -7,6 +7,14 @@ twice and agent_logs costs no processed_events row per line. A producer that re-
 as a new record (a new offset) stores it again: log lines are diagnostics, and a unique key on
 agent_logs would cost every insert an index probe. Lines whose task is unknown keep their task id in
 metadata (`task_id`) with a NULL column, so an early line never blocks or dead-letters.
+
+An agent speaks only for its own work: a line about a task assigned to another agent is refused
+(`task.not_assignee`), the record's other lines are stored, and the refused lines go to the dlq as one
+record (a `log.batch` of just those lines, so a replay re-drives only them) with the reason. A line about a
+task that has no assignee (backlog) is stored: an agent's own task.started reaches its task on another path
+(the task's partition) than its logs (the agent's), so its first lines may be folded before it. For the same
+reason lines sent right after a reclaim (task.started on a task whose agent went offline) may be folded
+before it and refused; they are in the dlq, to be re-driven once the reclaim is applied.
 """
 
 from __future__ import annotations
@@ -14,12 +22,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from app.events import Log, LogBatch
 from db import fold_store
+from streams.cloudevents import dumps
 from streams.decode import time_out_of_range
 from streams.machines import epoch_second
+from streams.machines.task import TaskRow, not_assignee
 from streams.parking import WorkItem
 from streams.route import Source
 from streams.uow import UnitOfWork
@@ -32,11 +43,21 @@ class Counts(Protocol):
     replayed: int
 
 
+@dataclass(frozen=True, slots=True)
+class LogRefusal:
+    """What of a log record goes to the dlq: `source` (its value: the whole record, or just the refused lines,
+    then `part` makes the dlq record's id its own), and why."""
+
+    source: Source
+    reason: str
+    part: str = ""
+
+
 class LogWriter:
-    def __init__(self, uow: UnitOfWork, positions: dict[Key, int], tasks: set[str]) -> None:
+    def __init__(self, uow: UnitOfWork, positions: dict[Key, int], tasks: dict[str, str | None]) -> None:
         self.uow = uow
         self.positions = positions
-        self._known_tasks = tasks
+        self._assignees = tasks
         self._advanced: dict[Key, int] = {}
         self._stamps: dict[int, str] = {}
 
@@ -52,32 +73,53 @@ class LogWriter:
             task_ids.update(line.task_id for line in lines if line.task_id)
         positions = await fold_store.lock_log_positions(uow.cur, keys)
         await uow.preload("agents", {k[0] for k in keys})
-        return cls(uow, positions, await _existing_tasks(uow.cur, sorted(task_ids)))
+        return cls(uow, positions, await _task_assignees(uow.cur, sorted(task_ids)))
 
-    async def add(self, source: Source, item: Log | LogBatch, stats: Counts) -> str | None:
-        """Queue the lines of one record; the reason when they cannot be stored."""
+    def _task(self, task_id: str) -> tuple[bool, str | None]:
+        """Whether the task exists, and its assignee (a row of this transaction first: it may have just changed)."""
+        row: TaskRow | None = self.uow.find("tasks", id=task_id)
+        if row is not None:
+            return True, row.assigned_agent_id
+        return task_id in self._assignees, self._assignees.get(task_id)
+
+    async def add(self, source: Source, item: Log | LogBatch, stats: Counts) -> LogRefusal | None:
+        """Queue the lines of one record; what goes to the dlq (the record, or the lines it may not send), and why."""
         key = (item.agent_id, source.topic, source.partition)
         if source.offset < self.positions.get(key, 0):
             stats.replayed += 1
             return None
         if await self.uow.get("agents", item.agent_id) is None:
-            return f"{item.type} names agent {item.agent_id!r}, which has not registered; register first"
+            return LogRefusal(source, f"{item.type} names agent {item.agent_id!r}, which has not registered; register first")
         lines = item.logs if isinstance(item, LogBatch) else [item]
         seconds = [epoch_second(line.time) for line in lines]
         if isinstance(item, LogBatch):  # a batch's line times are checked here, once per line (decode checks `time`)
             for index, (line, second) in enumerate(zip(lines, seconds, strict=True)):
                 if (why := time_out_of_range(line.time, second)) is not None:
-                    return f"invalid event: logs.{index}.time: {why}"
+                    return LogRefusal(source, f"invalid event: logs.{index}.time: {why}")
         self.positions[key] = source.offset + 1
         self._advanced[key] = source.offset + 1
+        refused: list[Log] = []
+        reasons: dict[str, str] = {}
         for line, second in zip(lines, seconds, strict=True):
             task_id, metadata = line.task_id, line.metadata
-            if task_id is not None and task_id not in self._known_tasks and self.uow.find("tasks", id=task_id) is None:
-                metadata, task_id = {**(metadata or {}), "task_id": task_id}, None
+            if task_id is not None:
+                exists, assignee = self._task(task_id)
+                if not exists:
+                    metadata, task_id = {**(metadata or {}), "task_id": task_id}, None
+                elif (why := not_assignee(task_id, assignee, item.agent_id, "a log line")) is not None:
+                    refused.append(line)
+                    reasons.setdefault(task_id, why)
+                    continue
             encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata is not None else None
             self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(second)))
             stats.logs += 1
-        return None
+        if not refused:
+            return None
+        why = f"{len(refused)} of {len(lines)} log line(s) refused: {'; '.join(reasons.values())}"
+        if len(refused) == len(lines):
+            return LogRefusal(source, why)
+        only = LogBatch.model_validate({**item.model_dump(mode="json"), "logs": [r.model_dump(mode="json") for r in refused]})
+        return LogRefusal(replace(source, value=dumps(only.model_dump(mode="json"))), why, "|refused-lines")
 
     def _stamp(self, second: int) -> str:
         """`created_at` as the text of `naive_utc(time)` (lines share seconds, and a string escapes faster)."""
@@ -90,9 +132,10 @@ class LogWriter:
         await fold_store.save_log_positions(cur, self._advanced)
 
 
-async def _existing_tasks(cur: Any, task_ids: Sequence[str]) -> set[str]:
-    """Which of these tasks exist (a plain read: tasks are never deleted by the fold)."""
+async def _task_assignees(cur: Any, task_ids: Sequence[str]) -> dict[str, str | None]:
+    """{task id: its assigned agent} of these tasks that exist (a plain read: tasks are never deleted by the fold)."""
     if not task_ids:
-        return set()
-    await cur.execute(f"SELECT id FROM tasks WHERE id IN ({', '.join(['%s'] * len(task_ids))})", list(task_ids))
-    return {row["id"] for row in await cur.fetchall()}
+        return {}
+    sql = f"SELECT id, assigned_agent_id FROM tasks WHERE id IN ({', '.join(['%s'] * len(task_ids))})"
+    await cur.execute(sql, list(task_ids))
+    return {row["id"]: row["assigned_agent_id"] for row in await cur.fetchall()}

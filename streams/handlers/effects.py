@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +17,13 @@ from streams.machines.domain import Input
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """`apply` of the row of `table` whose id `key` takes from the event."""
+    """`apply` of the row of `table` whose id `key` takes from the event; `context`: the keyword arguments the
+    machine needs beside the row and the event, read in the fold's transaction."""
 
     table: str
-    apply: Callable[[Any, Input], Outcome[Any]]
+    apply: Callable[..., Outcome[Any]]
     key: Callable[[Input], str]
+    context: Callable[[Context, Any, Input], Awaitable[dict[str, Any]]] | None = None
 
 
 def attr(name: str) -> Callable[[Input], str]:
@@ -32,7 +34,18 @@ def _project_apply(row: Any, event: Input) -> Outcome[Any]:
     return project_machine.apply(row, event)  # type: ignore[arg-type]  # only contract events reach it
 
 
+async def _assignee_status(ctx: Context, row: Any, event: Input) -> dict[str, Any]:
+    """task.started on a task another agent holds: that agent's status (a reclaim needs it offline or in error)."""
+    holder = task_machine.holder_to_ask(row, event)
+    if holder is None:
+        return {}
+    agent = await ctx.uow.get("agents", holder)
+    # The foreign key keeps a task's agent row (ON DELETE SET NULL); a row that is gone holds nothing.
+    return {"assignee_status": agent.status if agent is not None else "offline"}
+
+
 TASK = Effect("tasks", task_machine.apply, attr("task_id"))
+TASK_START = Effect("tasks", task_machine.apply, attr("task_id"), _assignee_status)
 AGENT = Effect("agents", agent_machine.apply, attr("agent_id"))
 PROJECT = Effect("projects", _project_apply, attr("project_id"))
 GROUP = Effect("task_groups", group_machine.apply, attr("task_group_id"))
@@ -44,7 +57,7 @@ EFFECTS: dict[str, tuple[Effect, ...]] = {
     "agent.heartbeat": (AGENT,),
     "agent.error": (AGENT,),
     "agent.stopped": (AGENT,),
-    "task.started": (TASK, AGENT),
+    "task.started": (TASK_START, AGENT),
     "task.ready_for_review": (TASK, AGENT),
     "task.approved": (TASK,),
     "task.cancelled": (TASK,),
@@ -89,6 +102,10 @@ async def apply_effects(ctx: Context, event: Input, scope: str | None = None) ->
     needs = [(table, key(event)) for table, key in NEEDS.get(event.type, ())]
     if (wait := await missing(ctx, needs)) is not None:
         return Handled(False, parked=wait)
-    outcomes = [(effect.table, effect.apply(await ctx.uow.get(effect.table, effect.key(event)), event)) for effect in effects]
+    outcomes = []
+    for effect in effects:
+        row = await ctx.uow.get(effect.table, effect.key(event))
+        extra = await effect.context(ctx, row, event) if effect.context is not None else {}
+        outcomes.append((effect.table, effect.apply(row, event, **extra)))
     handled = commit_all(ctx, outcomes, event)
     return handled if handled.changed or handled.refused else UNCHANGED

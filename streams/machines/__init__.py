@@ -18,13 +18,25 @@ RowT = TypeVar("RowT")
 
 
 @dataclass(frozen=True, slots=True)
+class Reclaim:
+    """Who held a task that another agent took over, and why it could: its status was offline or error."""
+
+    agent_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
-    """One state change of one entity; `from_state` is None when the entity was created."""
+    """One state change of one entity; `from_state` is None when the entity was created.
+
+    `reclaimed_from`: a task that another agent took over (from_state may equal to_state); the CloudEvent's
+    data carries it as `reclaimed_from` {agent_id, status}."""
 
     entity: Entity
     entity_id: str
     from_state: str | None
     to_state: str
+    reclaimed_from: Reclaim | None = None
 
 
 @dataclass(frozen=True, slots=True)

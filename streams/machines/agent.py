@@ -27,6 +27,8 @@ from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, n
 from streams.machines.domain import AgentStale, Input
 
 STATES = ("initializing", "idle", "busy", "error", "offline")
+RECLAIMABLE = ("offline", "error")
+"""The statuses of an agent whose in-progress task another agent may take over (task.started: a reclaim)."""
 OFFLINE_AFTER_SECONDS = 60
 STALE_NAMESPACE = uuid.UUID("3d0c2f7e-8b1a-4c55-9e0f-7a6b5c4d3e21")
 

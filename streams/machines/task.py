@@ -3,19 +3,26 @@
 backlog → in_progress → needs_input ⇄ in_progress → ready_to_test → approved → staging → production;
 ready_to_test → in_progress on a rejected review; anything but production → cancelled.
 
+An agent speaks only for its own work. task.started on an in_progress/needs_input task that another agent holds
+is refused unless that agent is offline or in error (`agent.RECLAIMABLE`): then it is a reclaim (assignee and
+assigned_at change, state and started_at stay), and its transition, to the same state, carries `reclaimed_from`.
+task.question_asked and task.ready_for_review from another agent than the assignee (or on a started task with no
+assignee) are refused, naming both agents and the task (`not_assignee`; streams/logs.py applies it to log lines).
+
 Where the contract is silent: a question asked while needs_input changes nothing (the question row
-is new); an answer never refuses (it only resumes a needs_input task with nothing pending); another
-agent's task.started on an in_progress/needs_input task reassigns it (started_at kept); question_asked
-and ready_for_review from an agent other than the assigned one are refused; a PR opened records
+is new); an answer never refuses (it only resumes a needs_input task with nothing pending); a PR opened records
 branch/PR columns in any state; a merged PR changes nothing; a closed PR or issue that is not the
 task's changes nothing, and a closed issue does not cancel approved/staging/production work (Gitea
 closes issues itself on merge). Deployments reach tasks as `TaskDeployed` (task_group.tasks_moved_by):
 a preview moves in_progress → ready_to_test and only records preview columns in later states (and
 needs_input); a deployment of a cancelled task, or of a stage the task passed already, changes nothing.
 
-Context the caller passes: `pending_questions` with `task.question_answered`, the number of the task's
-questions still pending once this answer is recorded (see `question.py`); it is required for that
-event (a TypeError otherwise) and ignored for every other one.
+Context the caller passes (a TypeError when it is needed and missing; ignored otherwise):
+- `pending_questions` with `task.question_answered`: the task's questions still pending once this answer is
+  recorded (see `question.py`).
+- `assignee_status` with `task.started` on a task another agent holds (`holder_to_ask`): that agent's status. The
+  agent row is ordered by its agent, not by the task: the verdict is what that row said when the task's event was
+  folded (the transition records it), not a function of the task's own events alone.
 Every timestamp is the event's time (`naive_utc(event.time)`), so a replay writes identical rows.
 """
 
@@ -34,7 +41,8 @@ from app.events import (
     TaskReadyForReview,
     TaskStarted,
 )
-from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
+from streams.machines import Changed, Outcome, Reclaim, Refused, Transition, Unchanged, naive_utc
+from streams.machines.agent import RECLAIMABLE
 from streams.machines.domain import (
     GiteaIssueClosed,
     GiteaIssueOpened,
@@ -122,8 +130,10 @@ def duration_minutes(started_at: datetime | None, completed_at: datetime) -> int
     return max(0, int((completed_at - started_at).total_seconds()) // 60)
 
 
-def apply(row: TaskRow | None, event: Input, *, pending_questions: int | None = None) -> Outcome[TaskRow]:
-    """The task after `event`, or why nothing changes (see the module docstring for `pending_questions`)."""
+def apply(
+    row: TaskRow | None, event: Input, *, pending_questions: int | None = None, assignee_status: str | None = None
+) -> Outcome[TaskRow]:
+    """The task after `event`, or why nothing changes (see the module docstring for the context arguments)."""
     if isinstance(event, TaskCreated | GiteaIssueOpened):
         if row is not None:
             return Unchanged(f"task {row.id} exists already")
@@ -137,7 +147,7 @@ def apply(row: TaskRow | None, event: Input, *, pending_questions: int | None = 
         return Refused(f"{event.type} names task {getattr(event, 'task_id', None)!r}, which does not exist")
     at = naive_utc(event.time)
     if isinstance(event, TaskStarted):
-        return _started(row, event, at)
+        return _started(row, event, at, assignee_status)
     if isinstance(event, TaskQuestionAsked):
         return _question_asked(row, event)
     if isinstance(event, TaskQuestionAnswered):
@@ -158,28 +168,60 @@ def apply(row: TaskRow | None, event: Input, *, pending_questions: int | None = 
     return Unchanged(f"{event.type} does not change tasks")
 
 
-def _started(row: TaskRow, event: TaskStarted, at: datetime) -> Outcome[TaskRow]:
+def holder_to_ask(row: TaskRow | None, event: Input) -> str | None:
+    """The agent whose status `apply` needs for `event` (task.started on a task another agent holds), or None."""
+    if not isinstance(event, TaskStarted) or row is None or row.state not in ("in_progress", "needs_input"):
+        return None
+    holder = row.assigned_agent_id
+    return holder if holder is not None and holder != event.agent_id else None
+
+
+def _started(row: TaskRow, event: TaskStarted, at: datetime, holder_status: str | None) -> Outcome[TaskRow]:
     if row.state == "backlog":
         assigned = {"assigned_agent_id": event.agent_id, "assigned_at": at, "started_at": row.started_at or at}
         return _move(row, "in_progress", at, **assigned)
     if row.state not in ("in_progress", "needs_input"):
         return _needs(row, event, "a backlog")
-    if row.assigned_agent_id == event.agent_id:
+    holder = row.assigned_agent_id
+    if holder == event.agent_id:
         return Unchanged(f"task {row.id} was started by agent {event.agent_id} already")
-    # Another agent takes the task over (its first agent died): reassigned, started_at kept.
-    return _set(
-        row, at, f"task {row.id} is with agent {event.agent_id} already", assigned_agent_id=event.agent_id, assigned_at=at
-    )
+    reclaim = None
+    if holder is not None:  # (None: its agent row was deleted, so nobody holds it)
+        if holder_status is None:
+            raise TypeError("task.apply needs assignee_status for task.started on a task another agent holds")
+        if holder_status not in RECLAIMABLE:
+            return Refused(
+                f"task {row.id} is {row.state} with agent {holder}, which is {holder_status}; agent {event.agent_id} "
+                f"may take it over only once agent {holder} is {' or '.join(RECLAIMABLE)}"
+            )
+        reclaim = Reclaim(holder, holder_status)
+    # A reclaim: the new agent holds the task in the state it was in; started_at is kept.
+    after = replace(row, assigned_agent_id=event.agent_id, assigned_at=at, updated_at=at)
+    return Changed(after, (Transition("task", row.id, row.state, row.state, reclaim),))
 
 
-def _wrong_agent(row: TaskRow, agent_id: str) -> Refused | None:
-    if row.assigned_agent_id is not None and row.assigned_agent_id != agent_id:
-        return Refused(f"task {row.id} is assigned to agent {row.assigned_agent_id}, not {agent_id}")
-    return None
+def not_assignee(task_id: str, assignee: str | None, agent_id: str, what: str) -> str | None:
+    """Why agent `agent_id` may not send `what` about a task whose assignee is `assignee` (another agent), or None."""
+    if assignee is None or assignee == agent_id:
+        return None
+    who = f"agent {agent_id} is not the assignee of task {task_id} (agent {assignee} is)"
+    return f"{who}; {what} about a task comes only from its assignee"
+
+
+def _wrong_agent(row: TaskRow, event: TaskQuestionAsked | TaskReadyForReview) -> Refused | None:
+    if row.state == "backlog":
+        return None  # the state's own refusal says more: the task is not started
+    if row.assigned_agent_id is None:
+        return Refused(
+            f"task {row.id} is {row.state} with no assigned agent; {event.type} from agent {event.agent_id} is refused "
+            "(the agent takes the task with task.started first)"
+        )
+    why = not_assignee(row.id, row.assigned_agent_id, event.agent_id, event.type)
+    return Refused(why) if why is not None else None
 
 
 def _question_asked(row: TaskRow, event: TaskQuestionAsked) -> Outcome[TaskRow]:
-    if (wrong := _wrong_agent(row, event.agent_id)) is not None:
+    if (wrong := _wrong_agent(row, event)) is not None:
         return wrong
     if row.state == "needs_input":
         # One more question while the task waits already: the question row is new, the task stays.
@@ -200,7 +242,7 @@ def _question_answered(row: TaskRow, at: datetime, pending: int) -> Outcome[Task
 
 
 def _ready_for_review(row: TaskRow, event: TaskReadyForReview, at: datetime) -> Outcome[TaskRow]:
-    if (wrong := _wrong_agent(row, event.agent_id)) is not None:
+    if (wrong := _wrong_agent(row, event)) is not None:
         return wrong
     given = {
         "branch_name": event.branch_name, "pr_number": event.pr_number, "pr_url": event.pr_url,

@@ -43,3 +43,19 @@ def test_datetimes_and_the_rest_are_spelled_as_before() -> None:
     assert b'"naive":"2026-11-22T10:00:05Z"' in cloudevents.dumps(row)
     small = {k: v for k, v in row.items() if k != "big"}  # orjson's own path (past 64 bits, the fallback)
     assert cloudevents.dumps(small) == stdlib(small)
+
+
+def test_a_reclaim_says_whom_the_task_was_taken_from() -> None:
+    from app.events import TaskStarted
+    from streams.machines import Reclaim, Transition
+    from streams.machines.task import TaskRow
+
+    cause = TaskStarted(type="task.started", id="s2", time=datetime(2026, 11, 22, 10, tzinfo=UTC), agent_id="a2", task_id="t1")
+    row = TaskRow(id="t1", project_id="p1", title="t", state="in_progress", assigned_agent_id="a2")
+    reclaim = Transition("task", "t1", "in_progress", "in_progress", Reclaim("a1", "offline"))
+    _, _, payload = cloudevents.transition_event(reclaim, row, cause, "agent.events")
+    data = json.loads(payload)["data"]
+    assert (data["from"], data["to"]) == ("in_progress", "in_progress")
+    assert data["reclaimed_from"] == {"agent_id": "a1", "status": "offline"}
+    _, _, plain = cloudevents.transition_event(Transition("task", "t1", "backlog", "in_progress"), row, cause, "agent.events")
+    assert "reclaimed_from" not in json.loads(plain)["data"]

@@ -21,7 +21,8 @@ from app.events import (
     TaskReadyForReview,
     TaskStarted,
 )
-from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
+from streams.machines import Changed, Outcome, Reclaim, Refused, Transition, Unchanged, naive_utc
+from streams.machines.agent import STATES as AGENT_STATES
 from streams.machines.domain import (
     GiteaIssueClosed,
     GiteaIssueOpened,
@@ -31,7 +32,7 @@ from streams.machines.domain import (
     Input,
     TaskDeployed,
 )
-from streams.machines.task import STATES, TaskRow, apply
+from streams.machines.task import STATES, TaskRow, apply, holder_to_ask, not_assignee
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
@@ -72,8 +73,12 @@ EVENTS: dict[str, Callable[[], Input]] = {
     "issue_opened": lambda: GiteaIssueOpened(task_id="t1", project_id="p1", title="Do it", issue_number=3, **E),
     "started": lambda: TaskStarted(type="task.started", agent_id="a1", task_id="t1", **E),
     "started_other": lambda: TaskStarted(type="task.started", agent_id="a2", task_id="t1", **E),
+    "reclaim": lambda: TaskStarted(type="task.started", agent_id="a2", task_id="t1", **E),
     "question": lambda: TaskQuestionAsked(
         type="task.question_asked", agent_id="a1", task_id="t1", question_id="q1", question="Which DB?", **E
+    ),
+    "question_other": lambda: TaskQuestionAsked(
+        type="task.question_asked", agent_id="a2", task_id="t1", question_id="q2", question="Which DB?", **E
     ),
     "answered_last": lambda: TaskQuestionAnswered(
         type="task.question_answered", question_id="q1", task_id="t1", response="MySQL", **E
@@ -90,6 +95,7 @@ EVENTS: dict[str, Callable[[], Input]] = {
         preview_url=PREVIEW_URL,
         **E,
     ),
+    "ready_other": lambda: TaskReadyForReview(type="task.ready_for_review", agent_id="a2", task_id="t1", **PR, **E),
     "approved": lambda: TaskApproved(type="task.approved", task_id="t1", **E),
     "review_ok": lambda: GiteaReview(task_id="t1", approved=True, pr_number=7, **E),
     "review_no": lambda: GiteaReview(task_id="t1", approved=False, pr_number=7, **E),
@@ -104,21 +110,26 @@ EVENTS: dict[str, Callable[[], Input]] = {
     "heartbeat": lambda: AgentHeartbeat(type="agent.heartbeat", agent_id="a1", status="idle", **E),
 }
 PENDING = {"answered_last": 0, "answered_more": 1}
+HOLDER = {"started": "busy", "started_other": "busy", "reclaim": "offline"}
+"""The status of the agent holding the task when another agent starts it: busy (refused), offline (a reclaim)."""
 
 # Expected outcome per event kind, one entry per state in STATES order:
 # a state name = Changed with a transition to it; "=" = Changed without transition (columns only);
-# "U" = Unchanged; "R" = Refused.
+# "~" = a reclaim (a transition to the same state, reclaimed from a1); "U" = Unchanged; "R" = Refused.
 CANCEL = "cancelled cancelled cancelled cancelled cancelled cancelled R U"
 EXPECTED = {
     #               backlog      in_progress    needs_input  ready_to_test approved staging  production cancelled
     "created":      "U U U U U U U U",
     "issue_opened": "U U U U U U U U",
     "started":       "in_progress U U R R R R R",
-    "started_other": "in_progress = = R R R R R",
+    "started_other": "in_progress R R R R R R R",
+    "reclaim":       "in_progress ~ ~ R R R R R",
     "question":      "R needs_input U R R R R R",
+    "question_other": "R R R R R R R R",
     "answered_last": "U U in_progress U U U U U",
     "answered_more": "U U U U U U U U",
     "ready":         "R ready_to_test R U R R R R",
+    "ready_other":   "R R R R R R R R",
     "approved":      "R R R approved U R R R",
     "review_ok":     "R R R approved U R R R",
     "review_no":     "R U R in_progress R R R R",
@@ -134,8 +145,8 @@ EXPECTED = {
 }  # fmt: skip
 
 
-def run(row: TaskRow | None, kind: str) -> Outcome[TaskRow]:
-    return apply(row, EVENTS[kind](), pending_questions=PENDING.get(kind))
+def run(row: TaskRow | None, kind: str, event: Input | None = None) -> Outcome[TaskRow]:
+    return apply(row, event or EVENTS[kind](), pending_questions=PENDING.get(kind), assignee_status=HOLDER.get(kind))
 
 
 def test_the_table_covers_every_state_and_event() -> None:
@@ -160,6 +171,9 @@ def test_every_state_and_event(state: str, kind: str) -> None:
         assert outcome.row.updated_at == n(LATER)
         if expected == "=":
             assert outcome.row.state == state and outcome.transitions == ()
+        elif expected == "~":
+            assert outcome.row.state == state and outcome.row.assigned_agent_id == "a2"
+            assert outcome.transitions == (Transition("task", "t1", state, state, Reclaim("a1", "offline")),)
         else:
             assert outcome.row.state == expected
             assert outcome.transitions == (Transition("task", "t1", state, expected),)
@@ -192,15 +206,55 @@ def test_created_fields() -> None:
     assert isinstance(issue, Changed) and issue.row.gitea_issue_number == 3
 
 
-def test_start_sets_assignment_and_a_second_agent_keeps_started_at() -> None:
+def test_start_sets_assignment() -> None:
     first = run(task_in("backlog"), "started")
     assert isinstance(first, Changed)
     assert (first.row.assigned_agent_id, first.row.assigned_at, first.row.started_at) == ("a1", n(LATER), n(LATER))
+
+
+@pytest.mark.parametrize("state", ["in_progress", "needs_input"])
+@pytest.mark.parametrize("status", AGENT_STATES)
+def test_another_agent_takes_a_started_task_only_from_an_agent_offline_or_in_error(state: str, status: str) -> None:
+    row = task_in(state)
     later = LATER + timedelta(minutes=30)
-    taken_over = apply(first.row, TaskStarted(type="task.started", id="e2", time=later, agent_id="a2", task_id="t1"))
-    assert isinstance(taken_over, Changed) and taken_over.transitions == ()
-    assert (taken_over.row.assigned_agent_id, taken_over.row.assigned_at) == ("a2", n(later))
-    assert taken_over.row.started_at == n(LATER)
+    event = TaskStarted(type="task.started", id="e2", time=later, agent_id="a2", task_id="t1")
+    assert holder_to_ask(row, event) == "a1"
+    outcome = apply(row, event, assignee_status=status)
+    if status not in ("offline", "error"):
+        assert isinstance(outcome, Refused)
+        assert outcome.reason == (
+            f"task t1 is {state} with agent a1, which is {status}; agent a2 may take it over only once agent a1 is "
+            "offline or error"
+        )
+        return
+    assert isinstance(outcome, Changed)
+    assert (outcome.row.state, outcome.row.assigned_agent_id, outcome.row.assigned_at) == (state, "a2", n(later))
+    assert outcome.row.started_at == n(T0)  # the task's work began with its first agent
+    assert outcome.transitions == (Transition("task", "t1", state, state, Reclaim("a1", status)),)
+    assert isinstance(apply(outcome.row, event, assignee_status="busy"), Unchanged), "the same reclaim twice"
+    assert holder_to_ask(outcome.row, event) is None
+
+
+def test_the_holders_status_is_required_only_to_take_over() -> None:
+    event = EVENTS["started_other"]()
+    with pytest.raises(TypeError):
+        apply(task_in("in_progress"), event)
+    for row in (task_in("backlog"), task_in("approved"), replace(task_in("in_progress"), assigned_agent_id="a2")):
+        assert holder_to_ask(row, event) is None
+        apply(row, event)  # no TypeError: nobody else holds the task (or the state refuses first)
+    assert holder_to_ask(task_in("in_progress"), EVENTS["question_other"]()) is None
+
+
+def test_a_started_task_without_an_agent_row() -> None:
+    # assigned_agent_id is NULL once its agent row is deleted (ON DELETE SET NULL): nobody holds the task.
+    orphan = replace(task_in("in_progress"), assigned_agent_id=None)
+    taken = apply(orphan, EVENTS["started_other"]())
+    assert isinstance(taken, Changed) and taken.row.assigned_agent_id == "a2"
+    assert taken.transitions == (Transition("task", "t1", "in_progress", "in_progress"),)
+    for kind in ("question", "ready"):
+        refused = run(orphan, kind)
+        assert isinstance(refused, Refused), kind
+        assert "task t1 is in_progress with no assigned agent" in refused.reason and "agent a1" in refused.reason
 
 
 def test_event_times_in_other_offsets_are_stored_as_utc() -> None:
@@ -212,13 +266,23 @@ def test_event_times_in_other_offsets_are_stored_as_utc() -> None:
     assert isinstance(outcome, Changed) and outcome.row.started_at == datetime(2025, 3, 1, 10, 0, 30)
 
 
-def test_another_agent_cannot_ask_or_finish() -> None:
-    for kind, event in [
-        ("q", TaskQuestionAsked(type="task.question_asked", agent_id="a2", task_id="t1", question_id="q", question="?", **E)),
-        ("r", TaskReadyForReview(type="task.ready_for_review", agent_id="a2", task_id="t1", **E)),
-    ]:  # fmt: skip
-        outcome = apply(task_in("in_progress"), event)
-        assert isinstance(outcome, Refused) and "assigned to agent a1, not a2" in outcome.reason, kind
+@pytest.mark.parametrize("state", ["in_progress", "needs_input", "ready_to_test"])
+@pytest.mark.parametrize("kind", ["question_other", "ready_other"])
+def test_another_agent_cannot_ask_or_finish(state: str, kind: str) -> None:
+    outcome = run(task_in(state), kind)
+    assert isinstance(outcome, Refused)
+    what = EVENTS[kind]().type
+    assert outcome.reason == (
+        f"agent a2 is not the assignee of task t1 (agent a1 is); {what} about a task comes only from its assignee"
+    )
+
+
+def test_not_assignee() -> None:
+    assert not_assignee("t1", "a1", "a1", "log") is None
+    assert not_assignee("t1", None, "a2", "log") is None  # nobody holds it (yet)
+    assert not_assignee("t1", "a1", "a2", "a log line") == (
+        "agent a2 is not the assignee of task t1 (agent a1 is); a log line about a task comes only from its assignee"
+    )
 
 
 def test_answer_needs_the_pending_count() -> None:
@@ -284,7 +348,7 @@ def test_a_whole_life_replays_to_the_same_row() -> None:
         row: TaskRow | None = None
         for step, kind in enumerate(LIFE):
             event = at(EVENTS[kind](), T0 + timedelta(minutes=step))
-            outcome = apply(row, event, pending_questions=PENDING.get(kind))
+            outcome = run(row, kind, event)
             if isinstance(outcome, Changed):
                 row = outcome.row
         return row
@@ -303,13 +367,13 @@ def test_any_sequence_stays_in_the_enum_and_repeats_change_nothing(kinds: list[s
     row: TaskRow | None = None
     for step, kind in enumerate(kinds):
         event = at(EVENTS[kind](), T0 + timedelta(minutes=step))
-        outcome = apply(row, event, pending_questions=PENDING.get(kind))
+        outcome = run(row, kind, event)
         if isinstance(outcome, Changed):
             assert outcome.row.state in STATES
             for transition in outcome.transitions:
                 assert transition.from_state == (row.state if row else None)
                 assert transition.to_state == outcome.row.state
             row = outcome.row
-            assert not isinstance(apply(row, event, pending_questions=PENDING.get(kind)), Changed)
+            assert not isinstance(run(row, kind, event), Changed)
         if row is not None:
             assert row.state in STATES
