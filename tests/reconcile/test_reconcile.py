@@ -11,18 +11,15 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
 from app.envelope import GiteaEnvelope
 from app.gitea_client import GiteaClient
 from app.reconcile import ReconcileMetrics, Reconciler
 from app.settings import Settings
-from db.migrate import drop_database, migrate
 from db.pool import create_pool
 from streams.gitea_map import task_id_for_issue
 from tests.gitea_samples import load_sample, sign
@@ -32,15 +29,6 @@ from tests.webhooks.ingest_helpers import insert_project, unique_repo_id, web_cl
 from webhooks.publisher import KafkaPublisher
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-async def own_database(mysql_server: str) -> AsyncIterator[str]:
-    """A database of this test alone: reconcile goes over every active project, so no other test's may be there."""
-    url = f"{mysql_server}/aiw_rec_{uuid.uuid4().hex[:12]}"
-    await migrate(url)
-    yield url
-    await drop_database(url)
 
 
 async def insert_task(pool: Any, project_id: str, state: str, *, branch: str | None = None, pr: int | None = None,

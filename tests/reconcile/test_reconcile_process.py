@@ -1,0 +1,83 @@
+"""The reconcile process as the pod runs it: a loop serving /metrics, stopped by SIGTERM; and its settings checks."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from app.broker import free_port
+from app.settings import Settings
+from db.pool import create_pool
+from tests.harness import eventually, fetch_all, run_cli, settings_env
+from tests.reconcile.fake_gitea import TOKEN, fake_gitea
+from tests.webhooks.ingest_helpers import insert_project, unique_repo_id
+
+
+def start_reconcile(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by the test
+    command = [sys.executable, "-m", "app", "reconcile"]
+    return subprocess.Popen(command, env=settings_env(settings), stdout=log, stderr=log), log
+
+
+async def test_the_loop_serves_metrics_and_stops_on_sigterm(settings: Settings, own_database: str, tmp_path: Path) -> None:
+    pool = await create_pool(own_database, minsize=1, maxsize=2)
+    try:
+        async with fake_gitea() as api:
+            repo_id = unique_repo_id()
+            repo = api.repo(repo_id, "acme", f"loop{repo_id}")
+            now = datetime.now(UTC)
+            repo.add_issue(3, labels=["aiworker"], created=now - timedelta(minutes=5), updated=now - timedelta(minutes=5))
+            project = await insert_project(pool, repo_id=repo_id, owner=repo.owner, name=repo.name, secret=None)
+            port = free_port()
+            own = settings.model_copy(update={"database_url": SecretStr(own_database), "gitea_url": api.url, "gitea_token": SecretStr(TOKEN),
+                                              "http_host": "127.0.0.1", "http_port": port})  # fmt: skip
+            process, log = start_reconcile(own, tmp_path / "reconcile.log")
+            try:
+
+                async def scraped() -> str | None:
+                    try:
+                        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as r:
+                            text = await r.text()
+                    except aiohttp.ClientError:
+                        return None
+                    wanted = f'aiworker_reconcile_last_success_timestamp_seconds{{project_id="{project}"}}'
+                    return text if wanted in text else None
+
+                text = await eventually(scraped, timeout=60, what="the reconcile pod's /metrics to show the project")
+                assert 'aiworker_reconcile_records_total{kind="issue_opened"} 1.0' in text
+                assert 'aiworker_reconcile_project_runs_total{outcome="ok"}' in text
+                assert TOKEN not in text
+                process.send_signal(signal.SIGTERM)
+                code = await asyncio.to_thread(process.wait, 30)
+                assert code == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                log.close()
+            output = (tmp_path / "reconcile.log").read_text(errors="replace")
+            assert TOKEN not in output
+        state = await fetch_all(pool, "SELECT project_id, records_published, last_error FROM reconcile_state")
+        assert state == [{"project_id": project, "records_published": 1, "last_error": None}]
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [({"gitea_url": ""}, "AIWORKER_GITEA_URL is empty"), ({"gitea_url": "https://git.test", "gitea_token": SecretStr("")},
+                                                          "AIWORKER_GITEA_TOKEN is empty")],
+)  # fmt: skip
+async def test_without_gitea_settings_it_says_which_one(settings: Settings, change: dict[str, Any], says: str) -> None:
+    code, output = await run_cli(settings.model_copy(update=change), "reconcile", "--once")
+    assert code == 1 and says in output, output
