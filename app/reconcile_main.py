@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def check_settings(settings: Settings) -> None:
     if not settings.gitea_url:
         raise SettingsError("AIWORKER_GITEA_URL is empty; set it to Gitea's base URL (https://git.example.com)")
-    if not settings.gitea_token:
+    if not settings.gitea_token.get_secret_value():
         raise SettingsError("AIWORKER_GITEA_TOKEN is empty; create a token with read-only repository access (README, Reconcile)")
 
 

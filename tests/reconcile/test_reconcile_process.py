@@ -38,8 +38,9 @@ async def test_the_loop_serves_metrics_and_stops_on_sigterm(settings: Settings, 
             repo.add_issue(3, labels=["aiworker"], created=now - timedelta(minutes=5), updated=now - timedelta(minutes=5))
             project = await insert_project(pool, repo_id=repo_id, owner=repo.owner, name=repo.name, secret=None)
             port = free_port()
-            own = settings.model_copy(update={"database_url": SecretStr(own_database), "gitea_url": api.url, "gitea_token": SecretStr(TOKEN),
-                                              "http_host": "127.0.0.1", "http_port": port})  # fmt: skip
+            changes = {"database_url": SecretStr(own_database), "gitea_url": api.url, "gitea_token": SecretStr(TOKEN),
+                       "http_host": "127.0.0.1", "http_port": port}  # fmt: skip
+            own = settings.model_copy(update=changes)
             process, log = start_reconcile(own, tmp_path / "reconcile.log")
             try:
 
