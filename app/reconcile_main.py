@@ -8,10 +8,11 @@ import signal
 import sys
 
 from aiohttp import web
+from asyncmy.errors import MySQLError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.gitea_client import GiteaClient
-from app.reconcile import ProjectResult, ReconcileMetrics, Reconciler
+from app.reconcile import ProjectResult, ReconcileError, ReconcileMetrics, Reconciler
 from app.settings import Settings, SettingsError
 from db.pool import create_pool
 from webhooks.publisher import KafkaPublisher
@@ -84,7 +85,13 @@ async def reconcile(settings: Settings, bootstrap: str, *, once: bool) -> list[P
 
 def run_reconcile(settings: Settings, bootstrap: str, *, once: bool) -> int:
     """`--once`: one pass, a line per project, exit 1 when a project failed; else the loop until SIGTERM."""
-    results = asyncio.run(reconcile(settings, bootstrap, once=once))
+    try:
+        results = asyncio.run(reconcile(settings, bootstrap, once=once))
+    except (MySQLError, OSError) as exc:
+        raise ReconcileError(
+            f"the database of AIWORKER_DATABASE_URL cannot be read ({type(exc).__name__}: {exc}); nothing was reconciled, "
+            "run again once it is back"
+        ) from exc
     if once:
         print(summary(results), file=sys.stdout if all(r.error is None for r in results) else sys.stderr)
         return 0 if all(r.error is None for r in results) else 1

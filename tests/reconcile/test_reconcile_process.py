@@ -82,3 +82,10 @@ async def test_the_loop_serves_metrics_and_stops_on_sigterm(settings: Settings, 
 async def test_without_gitea_settings_it_says_which_one(settings: Settings, change: dict[str, Any], says: str) -> None:
     code, output = await run_cli(settings.model_copy(update=change), "reconcile", "--once")
     assert code == 1 and says in output, output
+
+
+async def test_a_database_that_cannot_be_reached_is_one_clear_line(settings: Settings) -> None:
+    down = SecretStr(f"mysql://root@127.0.0.1:{free_port()}/aiworker")
+    changes = {"database_url": down, "gitea_url": "https://git.test", "gitea_token": SecretStr(TOKEN)}
+    code, output = await run_cli(settings.model_copy(update=changes), "reconcile", "--once")
+    assert code == 1 and "AIWORKER_DATABASE_URL cannot be read" in output and "Traceback" not in output, output
