@@ -64,6 +64,14 @@ class Metrics:
         self.drained = Counter(
             "aiworker_spool_drained_records", "spooled records the broker acknowledged", registry=self.registry
         )
+        self.drain_failures = Counter(
+            "aiworker_spool_drain_failures", "spool drain rounds that made no progress and backed off, by cause "
+            "(broker: it does not answer; spool: the spool's disk failed)", ["cause"], registry=self.registry,
+        )  # fmt: skip
+        self.dead_lettered = Counter(
+            "aiworker_spool_dead_lettered_records", "spooled records the broker refused for good, sent to the dlq",
+            registry=self.registry,
+        )  # fmt: skip
         self.produce_seconds = Histogram(
             "aiworker_produce_seconds", "time until the broker acknowledged a request's records (outcome ok, error, drain)",
             ["outcome"], buckets=LATENCY_BUCKETS, registry=self.registry,

@@ -175,29 +175,36 @@ class KafkaPublisher:
         self.counts.producer += len(records)
         self.last_ok = time.monotonic()
 
-    async def publish_settled(self, records: list[OutRecord], *, timeout: float) -> list[bool]:
+    async def publish_settled(self, records: list[OutRecord], *, timeout: float) -> list[BaseException | None]:
         """Send all records and wait until each is acknowledged or failed for good (not abandoned, so that a
-        retry does not duplicate what the broker took late); which records the broker acknowledged."""
+        retry does not duplicate what the broker took late): None for each record the broker acknowledged, else
+        what refused it. A record the producer refuses before sending (larger than its max_request_size) fails
+        alone; its batch-mates are still sent."""
         if self.producer is None:
-            return [False] * len(records)
+            return [PublishError("the producer is not started")] * len(records)
         producer = self.producer
-        futures: list[asyncio.Future[object]] = []
+        sent: list[asyncio.Future[object] | BaseException] = []
         try:
             async with asyncio.timeout(timeout):
                 for r in records:
-                    futures.append(await producer.send(r.topic, value=r.value, key=r.key))
-                results = await asyncio.gather(*futures, return_exceptions=True)
+                    try:
+                        sent.append(await producer.send(r.topic, value=r.value, key=r.key))
+                    except KafkaError as exc:
+                        if exc.retriable:
+                            raise
+                        sent.append(exc)
+                futures = [f for f in sent if isinstance(f, asyncio.Future)]
+                await asyncio.gather(*futures, return_exceptions=True)
         except (KafkaError, TimeoutError, OSError) as exc:
             self._failed(exc)
-            return [f.done() and not f.cancelled() and f.exception() is None for f in futures] + [False] * (
-                len(records) - len(futures)
-            )
-        failures = [r for r in results if isinstance(r, BaseException)]
+            sent += [exc] * (len(records) - len(sent))
+        outcomes = [_outcome(f) for f in sent]
+        failures = [o for o in outcomes if o is not None]
         if failures:
             self._failed(failures[0])
         else:
             self.last_ok = time.monotonic()
-        return [not isinstance(r, BaseException) for r in results]
+        return outcomes
 
     async def probe(self, *, timeout: float) -> bool:
         """Whether the broker answers a metadata request within `timeout` seconds."""
@@ -210,3 +217,12 @@ class KafkaPublisher:
             self._failed(exc)
             return False
         return True
+
+
+def _outcome(sent: asyncio.Future[object] | BaseException) -> BaseException | None:
+    """None when the send was acknowledged, else why not (a future still pending was abandoned: a timeout)."""
+    if isinstance(sent, BaseException):
+        return sent
+    if not sent.done() or sent.cancelled():
+        return TimeoutError("the broker did not answer in time")
+    return sent.exception()

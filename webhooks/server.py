@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from app import topics
 from app.settings import Settings
 from db.pool import create_pool
 from webhooks.durable import DurableSink
@@ -21,6 +22,7 @@ from webhooks.secrets import SecretResolver
 from webhooks.spool import Spool
 from webhooks.state import BOOTSTRAP, DB_POOL, METRICS, PUBLISHER, SECRETS, SETTINGS, SINK
 
+STOP_DRAIN_SECONDS = 10.0  # after the in-flight requests (10 s): within the pod's 30 s grace (deploy/k8s/base/web.yaml)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -91,13 +93,15 @@ async def publisher_ctx(app: web.Application) -> AsyncIterator[None]:
 async def sink_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-    sink = DurableSink(app[PUBLISHER], spool, app[METRICS], send_timeout=settings.kafka_send_timeout)
+    sink = DurableSink(
+        app[PUBLISHER], spool, app[METRICS], send_timeout=settings.kafka_send_timeout, dlq_topic=settings.topic(topics.DLQ)
+    )
     await sink.start()
     app[METRICS].watch_spool(lambda: (spool.records, spool.disk_bytes))
     app[SINK] = sink
     app[SECRETS] = SecretResolver(settings, lambda: app[DB_POOL])
     yield
-    await sink.stop()
+    await sink.stop(drain_seconds=STOP_DRAIN_SECONDS)
 
 
 def init(settings: Settings, bootstrap: str) -> web.Application:

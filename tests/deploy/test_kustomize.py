@@ -22,7 +22,7 @@ from app.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p for p in (ROOT / "deploy/k8s/overlays").iterdir() if (p / "kustomization.yaml").exists())
 SECRET_SETTINGS = {"database_url", "gitea_secret", "agent_token_key", "service_token", "gitea_token"}
-APP_DEPLOYMENTS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-events-k8s-watch", "aiworker-events-reconcile"}
+APP_WORKLOADS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-events-k8s-watch", "aiworker-events-reconcile"}
 # Settings only one process needs, provided to it alone (least privilege: only reconcile holds the Gitea token).
 PROCESS_ONLY = {"gitea_token": "aiworker-events-reconcile"}
 
@@ -47,6 +47,11 @@ def rendered(request: pytest.FixtureRequest) -> list[Doc]:
 
 def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def workloads(docs: list[Doc]) -> dict[str, Doc]:
+    """The long-running processes: Deployments, and the web's StatefulSet (a spool volume per pod)."""
+    return of_kind(docs, "Deployment") | of_kind(docs, "StatefulSet")
 
 
 def config_map(docs: list[Doc]) -> dict[str, str]:
@@ -86,8 +91,8 @@ def provided_env(docs: list[Doc], container: Doc) -> dict[str, str]:
 
 
 def test_every_setting_is_provided_to_every_process(rendered: list[Doc]) -> None:
-    deployments = of_kind(rendered, "Deployment")
-    assert set(deployments) == APP_DEPLOYMENTS
+    deployments = workloads(rendered)
+    assert set(deployments) == APP_WORKLOADS
     for name, deployment in deployments.items():
         wanted = {env_name(f) for f in Settings.model_fields if PROCESS_ONLY.get(f, name) == name}
         withheld = {env_name(f) for f, only in PROCESS_ONLY.items() if only != name}
@@ -103,7 +108,7 @@ def test_secrets_come_from_secrets_and_the_config_is_valid(rendered: list[Doc]) 
     data = config_map(rendered)
     assert not {env_name(f) for f in SECRET_SETTINGS} & set(data), "a secret setting is in the ConfigMap"
     assert all(key.startswith("AIWORKER_") for key in data), "the ConfigMap holds only AIWORKER_* settings"
-    web = pod_spec(of_kind(rendered, "Deployment")["aiworker-events-web"])["containers"][0]
+    web = pod_spec(of_kind(rendered, "StatefulSet")["aiworker-events-web"])["containers"][0]
     env = provided_env(rendered, web)
     reconcile = pod_spec(of_kind(rendered, "Deployment")["aiworker-events-reconcile"])["containers"][0]
     env.update({k: v for k, v in provided_env(rendered, reconcile).items() if k not in env})
@@ -164,7 +169,7 @@ def routes() -> set[str]:
 
 def test_probes_ingress_and_metrics_point_at_real_routes(rendered: list[Doc]) -> None:
     known = routes()
-    web = of_kind(rendered, "Deployment")["aiworker-events-web"]
+    web = of_kind(rendered, "StatefulSet")["aiworker-events-web"]
     container = pod_spec(web)["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -188,9 +193,8 @@ def test_probes_ingress_and_metrics_point_at_real_routes(rendered: list[Doc]) ->
 
 def test_containers_run_real_commands_as_non_root(rendered: list[Doc]) -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    workloads = [*of_kind(rendered, "Deployment").values(), *of_kind(rendered, "Job").values()]
     images = set()
-    for workload in workloads:
+    for workload in [*workloads(rendered).values(), *of_kind(rendered, "Job").values()]:
         spec = pod_spec(workload)
         assert spec["securityContext"]["runAsNonRoot"] is True
         for container in spec["containers"]:
@@ -198,3 +202,17 @@ def test_containers_run_real_commands_as_non_root(rendered: list[Doc]) -> None:
             assert container["resources"]["requests"], f"{container['name']} has no resource requests"
             images.add(container["image"])
     assert len(images) == 1, f"every process runs the same image, found {images}"
+
+
+def test_spooled_records_survive_the_deletion_of_their_web_pod(rendered: list[Doc]) -> None:
+    web = of_kind(rendered, "StatefulSet")["aiworker-events-web"]
+    spool_dir = Path(config_map(rendered)["AIWORKER_SPOOL_DIR"])
+    claims = {c["metadata"]["name"]: c for c in web["spec"]["volumeClaimTemplates"]}
+    mounts = {m["name"]: Path(m["mountPath"]) for m in pod_spec(web)["containers"][0]["volumeMounts"]}
+    on_claim = [name for name, path in mounts.items() if name in claims and spool_dir.is_relative_to(path)]
+    assert on_claim, f"AIWORKER_SPOOL_DIR={spool_dir} is on no volume claim of the web (an emptyDir dies with its pod)"
+    assert web["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+    assert not [v for v in pod_spec(web).get("volumes", []) if v["name"] in on_claim], "a pod volume shadows the claim"
+    (hpa,) = [h for h in of_kind(rendered, "HorizontalPodAutoscaler").values() if h["metadata"]["name"] == "aiworker-events-web"]
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    assert web["spec"]["serviceName"] in of_kind(rendered, "Service")
