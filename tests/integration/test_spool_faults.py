@@ -42,7 +42,7 @@ async def test_a_full_disk_answers_503_never_202_without_the_record_and_202_agai
         filler = disk / "filler"
         filler.write_bytes(b"\1" * 16 * 1024)  # someone else's file on the same volume
         down = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "spool_dir": disk / "spool"})
-        service = {"Authorization": f"Bearer {settings.service_token}"}
+        service = {"Authorization": f"Bearer {settings.service_token.get_secret_value()}"}
         answered: dict[str, int] = {}
         async with web_client(down) as client:
             for index in range(40):
