@@ -124,6 +124,8 @@ def run_dev(settings: Settings) -> int:
         say(f"ready. Gitea webhooks: POST {base}/webhooks/gitea   events: POST {base}/events")
         say(f"service token: {env['AIWORKER_SERVICE_TOKEN']}   agent token key: {env['AIWORKER_AGENT_TOKEN_KEY']}")
         say(f"gitea secret: {env['AIWORKER_GITEA_SECRET']}   health: {base}/readyz   Ctrl-C stops everything")
+        if settings.worker_http_port:
+            say(f"worker: http://127.0.0.1:{settings.worker_http_port}/readyz and /metrics (one line per folded batch below)")
         write_dev_env(env, base)
         say(f"wrote {DEV_ENV} (read by `aiworker-events demo`): try `make demo` in a second terminal")
         return _wait(dict(zip(names, children, strict=True)))

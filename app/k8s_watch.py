@@ -60,6 +60,9 @@ class Collection:
         self.on_change, self.on_relist, self.backoff_max = on_change, on_relist, backoff_max
         self.resource_version: str | None = None
         self.relists = 0
+        self.errors = 0
+        self.problem: str | None = "not listed yet"
+        """Why the collection is not watching now (None: it is)."""
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
@@ -67,6 +70,7 @@ class Collection:
             try:
                 if self.resource_version is None:
                     await self._list()
+                self.problem = None
                 async for event in self._watch():
                     await self._apply(event)
                     backoff = 0.5
@@ -74,6 +78,8 @@ class Collection:
                 log.info("%s: resourceVersion %s is gone (410); relisting", self.name, self.resource_version)
                 self.resource_version = None
             except (ApiException, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                self.errors += 1
+                self.problem = f"{exc!r}; reconnecting"
                 log.warning("%s: %r; reconnecting in %.1fs", self.name, exc, backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), backoff * (0.5 + random.random() / 2))
@@ -121,6 +127,7 @@ class Watcher:
         self.settings, self.emit = settings, emit
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         self.sent: dict[str, set[str]] = {}
+        self.sent_by_type: dict[str, int] = {}
         self.pods: dict[str, Obj] = {}
         backoff = settings.k8s_backoff_max
         self.collections = [
@@ -159,6 +166,7 @@ class Watcher:
             if event.id not in done:
                 await self.emit(event)
                 done.add(event.id)
+                self.sent_by_type[event.type] = self.sent_by_type.get(event.type, 0) + 1
 
     async def pod_changed(self, change: str, pod: Obj) -> None:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
@@ -206,7 +214,8 @@ def kafka_emitter(producer: Any, settings: Settings) -> Emit:
     async def emit(event: Event) -> None:
         topic = settings.topic(topics.AGENT_EVENTS if event.source == "agent" else topics.CONTROL_EVENTS)
         await producer.send_and_wait(topic, event.model_dump_json().encode(), key=event.routing_key().encode())
-        log.info("sent %s %s (%s) to %s", event.type, event.routing_key(), event.id, topic)
+        context = {"event_id": event.id, "event_type": event.type, "agent_id": getattr(event, "agent_id", None), "topic": topic}
+        log.info("sent %s %s (%s) to %s", event.type, event.routing_key(), event.id, topic, extra=context)
 
     return emit
 
@@ -216,10 +225,17 @@ async def watch(settings: Settings, bootstrap: str, stopping: asyncio.Event) -> 
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=settings.kafka_idempotence)
     await producer.start()
+    from app.k8s_observe import serve_probes
+
+    runner = None
     try:
         async with await api_client(settings) as api:
-            await Watcher(settings, api, kafka_emitter(producer, settings)).run(stopping)
+            watcher = Watcher(settings, api, kafka_emitter(producer, settings))
+            runner = await serve_probes(settings, watcher)
+            await watcher.run(stopping)
     finally:
+        if runner is not None:
+            await runner.cleanup()
         await producer.stop()
 
 

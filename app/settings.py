@@ -71,7 +71,17 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
     park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")
-    log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="log level")
+    log_level: str = Field(
+        "info", pattern="^(debug|info|warning|error)$",
+        description="log level (debug also shows Faust's and aiokafka's internals, WARNING and up otherwise)",
+    )  # fmt: skip
+    log_format: str = Field("text", pattern="^(text|json)$", description="log lines as text, or JSON objects (one per line)")
+    worker_http_port: int = Field(8081, ge=0, le=65535, description="worker: port of /healthz, /readyz, /metrics; 0: none")
+    worker_stall_seconds: float = Field(
+        180.0, gt=0, le=86400,
+        description="worker: /healthz fails when the fold has lag and folded nothing for this long, s (retries count as nothing)",
+    )  # fmt: skip
+    k8s_watch_http_port: int = Field(8082, ge=0, le=65535, description="k8s-watch: port of /healthz, /readyz, /metrics; 0: none")
     k8s_api_url: str = Field("", description="k8s-watch: API server URL; empty: in-cluster service account, else ~/.kube/config")
     k8s_agent_namespace: str = Field("aiworker-agents", description="k8s-watch: namespace of the agent pods")
     k8s_agent_selector: str = Field(

@@ -124,7 +124,7 @@ async def scalar(pool: Any, sql: str, params: list[Any]) -> int:
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings.environment()}
+    env = {**os.environ, **settings.environment(), "AIWORKER_WORKER_HTTP_PORT": "0"}  # no probes: workers side by side
     return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -17,11 +17,13 @@ Every connection (pool or single) runs SESSION_INIT when it connects, whatever t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncmy
+from asyncmy.errors import MySQLError
 
 from db import DatabaseError
 
@@ -133,3 +135,15 @@ async def max_packet(cur: Any) -> int:
     limit = int(value) if value else DEFAULT_MAX_PACKET
     setattr(connection, _MAX_PACKET_ATTRIBUTE, limit)
     return limit
+
+
+async def ping(pool: Any, timeout: float = 2.0) -> str | None:
+    """Why the database does not answer `SELECT 1` through `pool` within `timeout` seconds, or None when it does."""
+    try:
+        async with asyncio.timeout(timeout), pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT 1")
+            await cur.fetchone()
+            await conn.rollback()
+    except (MySQLError, OSError, TimeoutError) as exc:
+        return f"database unreachable: {exc!r}"
+    return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, overload
 
 from asyncmy.cursors import DictCursor
@@ -27,6 +26,7 @@ from streams import decode as decoding
 from streams.handlers import Context, handle
 from streams.intake import InputRecord, Intake
 from streams.logs import LogWriter
+from streams.outcomes import FoldStats, Refusal, label_of
 from streams.parking import Parking, Wait, WorkItem
 from streams.route import Source, scoped_id, source_order
 from streams.uow import UnitOfWork
@@ -64,28 +64,6 @@ def creates(item: Event | GiteaEnvelope, wait: tuple[str, str]) -> bool:
     return table == wait[0] and str(getattr(item, field_name, None) or item.id) == wait[1]
 
 
-COUNTERS = ("applied", "unchanged", "refused", "invalid", "duplicates", "replayed", "parked", "logs")
-
-
-@dataclass(slots=True)
-class FoldStats:
-    applied: int = 0
-    unchanged: int = 0
-    refused: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    replayed: int = 0
-    parked: int = 0
-    logs: int = 0
-    ignored: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: FoldStats) -> None:
-        for name in COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for key, count in other.ignored.items():
-            self.ignored[key] = self.ignored.get(key, 0) + count
-
-
 class Fold:
     """Folds batches of records into the database; see the module docstring."""
 
@@ -95,6 +73,7 @@ class Fold:
         self.intake = Intake(settings, direct=direct)
         self.consumer = settings.worker_id
         self.dlq_topic = settings.topic(topics.DLQ)
+        self._short = {settings.topic(name): name for name in topics.ALL_TOPICS}
 
     def decode(self, source: Source) -> decoding.Decoded:
         return self.intake.decode(source)
@@ -131,7 +110,7 @@ class Fold:
                 raise
             where = f"{record.topic}/{record.partition}@{record.offset}"
             log.error("record %s refused by the database: %r; it goes to the dlq", where, exc)
-            return await self._transaction([record], refuse=f"database refused the change: {exc.args[-1]}")
+            return await self._transaction([record], refuse=f"database refused the change: {exc.args[-1]}", poison=True)
         stats.add(await self._wake_one_by_one(created))
         return stats
 
@@ -151,7 +130,7 @@ class Fold:
                         raise
                     reason = f"database refused the change: {exc.args[-1]}"
                     log.error("event parked for %s %s refused by the database: %r; it goes to the dlq", *wait, exc)
-                    taken = await self._transaction([], refuse=reason, woken=wait)
+                    taken = await self._transaction([], refuse=reason, woken=wait, poison=True)
                 if taken is None:
                     break
                 stats.add(taken)
@@ -161,18 +140,18 @@ class Fold:
     @overload
     async def _transaction(
         self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
-        created: list[tuple[str, str]] | None = None, woken: None = None,
+        created: list[tuple[str, str]] | None = None, woken: None = None, poison: bool = False,
     ) -> FoldStats: ...  # fmt: skip
 
     @overload
     async def _transaction(
         self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
-        created: list[tuple[str, str]] | None = None, woken: Wait,
+        created: list[tuple[str, str]] | None = None, woken: Wait, poison: bool = False,
     ) -> FoldStats | None: ...  # fmt: skip
 
     async def _transaction(
         self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
-        created: list[tuple[str, str]] | None = None, woken: Wait | None = None,
+        created: list[tuple[str, str]] | None = None, woken: Wait | None = None, poison: bool = False,
     ) -> FoldStats | None:  # fmt: skip
         """Fold `records` in one transaction (with `woken`: the oldest event parked for that row instead;
         None when there is none). `wake=False` leaves parked events parked and lists the created rows."""
@@ -188,6 +167,8 @@ class Fold:
                             await conn.rollback()
                             return None
                     rows = await self._fold(cur, records, stats, refuse, wake=wake, first=first, woken=woken)
+                    if poison and "refused" in stats.dlq:
+                        stats.dlq["poison"] = stats.dlq.pop("refused")
                     if created is not None:
                         created += rows
                 await conn.commit()
@@ -225,7 +206,9 @@ class Fold:
         queue = items
         while queue:
             for item in queue:
-                await self._one(item, refuse, ctx_of, seen, parking, logs, done, stats)
+                outcome = await self._one(item, refuse, ctx_of, seen, parking, logs, done, stats)
+                key = (*label_of(item, self._short), outcome)
+                stats.events[key] = stats.events.get(key, 0) + 1
             queue = await parking.wake(uow, self.decode) if wake else []
             for item in queue:
                 ctx_of.setdefault(item.source.topic, Context(uow, item.source.topic, self.settings.topic))
@@ -238,52 +221,74 @@ class Fold:
     async def _one(
         self, work: WorkItem, refuse: str | None, ctx_of: dict[str, Context], seen: set[str], parking: Parking,
         logs: LogWriter, done: list[tuple[str, str, int, int, str]], stats: FoldStats,
-    ) -> None:  # fmt: skip
+    ) -> str:  # fmt: skip
+        """Fold one work item; what became of it (one of OUTCOMES)."""
         source, item = work.source, work.item
+        uow = ctx_of[source.topic].uow
         if isinstance(item, str) or refuse is not None:
             stats.invalid += isinstance(item, str)
             stats.refused += not isinstance(item, str)
-            ctx_of[source.topic].uow.outbox.append(
-                decoding.dlq_row(source, item if isinstance(item, str) else str(refuse), self.dlq_topic)
-            )
-            return
+            self._dead_letter(uow, work, item if isinstance(item, str) else str(refuse), stats)
+            return "invalid" if isinstance(item, str) else "refused"
         if isinstance(item, Log | LogBatch):
             refusal = await logs.add(source, item, stats)
             if refusal is not None:
                 stats.refused += 1
-                dlq = decoding.dlq_row(refusal.source, refusal.reason, self.dlq_topic, part=refusal.part)
-                ctx_of[source.topic].uow.outbox.append(dlq)
-            return
+                self._dead_letter(uow, work, refusal.reason, stats, source=refusal.source, part=refusal.part)
+                return "refused"
+            return "applied"
         event_id = scoped_id(item.id, source.scope)
         position = (event_id, source.topic, source.partition, source.offset)
         if event_id in seen:
             stats.duplicates += 1
-            return
+            return "duplicate"
         wait = parking.waits_for(work.entity)
         if wait is not None and not creates(item, wait):
-            wait = await parking.still_waits(ctx_of[source.topic].uow, work.entity)
+            wait = await parking.still_waits(uow, work.entity)
         if wait is not None and not creates(item, wait):
             await parking.park(work, wait, f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}")
             stats.parked += 1
-            return
+            return "parked"
         result = await handle(ctx_of[source.topic], item, source.scope)
         if result.parked is not None:
             await parking.park(work, result.parked, f"{result.parked[0]} {result.parked[1]} does not exist yet")
             stats.parked += 1
-            return
+            return "parked"
         seen.add(event_id)
         if result.refused is not None:
             stats.refused += 1
-            ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, result.refused, self.dlq_topic))
+            self._dead_letter(uow, work, result.refused, stats)
             done.append((*position, "refused"))
-            return
+            return "refused"
         done.append((*position, "applied"))
         if result.warnings:
-            note = " ".join(result.warnings)
-            ctx_of[source.topic].uow.outbox.append(decoding.dlq_row(source, note, self.dlq_topic, part="|partial"))
+            uow.outbox.append(decoding.dlq_row(source, " ".join(result.warnings), self.dlq_topic, part="|partial"))
+            stats.dlq["partial"] = stats.dlq.get("partial", 0) + 1
         if result.changed:
             stats.applied += 1
-        elif result.kind is not None:
+            return "applied"
+        if result.kind is not None:
             stats.ignored[result.kind] = stats.ignored.get(result.kind, 0) + 1
-        else:
-            stats.unchanged += 1
+            return "ignored"
+        stats.unchanged += 1
+        return "unchanged"
+
+    def _dead_letter(
+        self, uow: UnitOfWork, work: WorkItem, reason: str, stats: FoldStats, *, source: Source | None = None, part: str = ""
+    ) -> None:
+        """`work` (or a part of it: `source`, `part`) goes to the dlq with `reason` (in the outbox of this transaction),
+        counted and noted for the log."""
+        source = source or work.source
+        uow.outbox.append(decoding.dlq_row(source, reason, self.dlq_topic, part=part))
+        item = work.item
+        kind = "invalid" if isinstance(item, str) else "refused"
+        stats.dlq[kind] = stats.dlq.get(kind, 0) + 1
+        if isinstance(item, str):
+            stats.refusals.append(Refusal("unknown", "", reason, source))
+            return
+        event_type = item.event_type if isinstance(item, GiteaEnvelope) else item.type
+        task = getattr(item, "task_id", None)
+        agent = getattr(item, "agent_id", None)
+        stats.refusals.append(Refusal(
+            event_type, item.id, reason, source, str(task) if task else None, str(agent) if agent else None,
+        ))  # fmt: skip

@@ -80,6 +80,8 @@ class OutboxRelay:
         self.lock_name = f"aiworker_outbox_relay:{parse_database_url(database_url).database}"[:64]
         self.wake = asyncio.Event()
         self.published = 0
+        self.unpublishable = 0
+        """Rows replaced by a dlq note because the broker cannot take them."""
 
     async def publish_once(self, conn: Any) -> int:
         """Publish one batch of unpublished rows and mark them; the number published."""
@@ -107,6 +109,7 @@ class OutboxRelay:
                 row["id"], row["event_id"], row["topic"], len(bytes(row["payload"])), error,
             )  # fmt: skip
             await outbox.replace_by_note(conn, int(row["id"]), self.dlq_topic, unpublishable_note(row, error))
+            self.unpublishable += 1
         done = [int(row["id"]) for row, error in zip(rows, outcomes, strict=True) if error is None]
         await outbox.mark_published(conn, done)
         self.published += len(done)

@@ -42,6 +42,7 @@ async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -
         heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
     )
     await consumer.start()
+    runtime.monitor.attach("route", lambda: {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment()})
     try:
         while not runtime.stopping.is_set():
             batch = await consumer.getmany(timeout_ms=int(settings.worker_batch_seconds * 1000) or 1)
@@ -58,4 +59,5 @@ async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -
             except KafkaError as exc:  # a rebalance took the partitions: the next owner skips what was routed
                 log.warning("router: offset commit failed (%r); the stored positions skip what was routed", exc)
     finally:
+        runtime.monitor.attach("route", None)
         await asyncio.shield(consumer.stop())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -23,13 +24,16 @@ from aiokafka.errors import KafkaError
 from asyncmy.errors import MySQLError
 
 from app import topics
+from app.observe import Probes, Verdict
 from app.settings import Settings
 from db.pool import create_pool
 from streams import faust_transport
-from streams.fold import Fold, FoldStats
+from streams.fold import Fold
 from streams.intake import InputRecord
+from streams.monitor import FoldMonitor, Owned
+from streams.outcomes import FoldStats
 from streams.relay import OutboxRelay
-from streams.repartition import Router
+from streams.repartition import Router, router_group
 from streams.router_loop import run_router
 from streams.sweeper import Sweeper
 
@@ -55,7 +59,7 @@ class FoldRuntime:
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.totals = FoldStats()
+        self.monitor = FoldMonitor(settings, {"fold": settings.worker_id, "route": router_group(settings)})
 
     async def start(self) -> None:
         backoff = 0.5
@@ -93,6 +97,9 @@ class FoldRuntime:
             dlq_topic=self.settings.topic(topics.DLQ),
         )
         self.sweeper = Sweeper(self.pool, self.settings)
+        sweeper, relay = self.sweeper, self.relay
+        self.monitor.count_dlq("parked_expired", lambda: sweeper.expired)
+        self.monitor.count_dlq("unpublishable", lambda: relay.unpublishable)
         self.ready.set()
 
     async def stop(self) -> None:
@@ -103,7 +110,7 @@ class FoldRuntime:
             self.pool.close()
             await self.pool.wait_closed()
 
-    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _until_done(self, stage: str, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt` until it succeeds; database and broker trouble waits with backoff (never skips)."""
         backoff = 0.2
         while True:
@@ -112,6 +119,8 @@ class FoldRuntime:
             except (MySQLError, KafkaError, OSError, ConnectionError) as exc:
                 if self.stopping.is_set():
                     raise asyncio.CancelledError(f"{what} abandoned at shutdown (not acknowledged)") from exc
+                if not isinstance(exc, KafkaError):
+                    self.monitor.retried(stage)
                 log.warning("%s failed (%r); retrying in %.1fs", what, exc, backoff)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 10.0)
@@ -120,15 +129,19 @@ class FoldRuntime:
         await self.ready.wait()
         router = self.router
         assert router is not None
-        return await self._until_done(f"routing {len(records)} records", lambda: router.route_batch(records))
+        started = time.monotonic()
+        routed = await self._until_done("route", f"routing {len(records)} records", lambda: router.route_batch(records))
+        self.monitor.batch_done("route", records, time.monotonic() - started)
+        return routed
 
     async def fold_until_done(self, records: list[InputRecord]) -> FoldStats:
         """Fold a batch, retrying database trouble with backoff: the partition waits, it never skips."""
         await self.ready.wait()
         fold, relay = self.fold, self.relay
         assert fold is not None and relay is not None
-        stats = await self._until_done(f"fold of {len(records)} records", lambda: fold.apply_batch(records))
-        self.totals.add(stats)
+        started = time.monotonic()
+        stats = await self._until_done("fold", f"fold of {len(records)} records", lambda: fold.apply_batch(records))
+        self.monitor.batch_done("fold", records, time.monotonic() - started, stats)
         relay.wake.set()
         return stats
 
@@ -138,6 +151,49 @@ def _records(events: list[Any]) -> list[InputRecord]:
         InputRecord(m.topic, m.partition, m.offset, m.key, m.value, float(m.timestamp or 0.0))
         for m in (e.message for e in events)
     ]
+
+
+def log_batch(records: list[InputRecord], stats: FoldStats) -> None:
+    """One line per folded batch (counts by outcome), one per refusal (type, id, reason, where it came from)."""
+    if stats.events or stats.logs:
+        log.info("folded %d record(s): %s", len(records), stats.summary())
+    for refusal in stats.refusals:
+        where = refusal.source
+        log.warning(
+            "refused %s %s: %s", refusal.event_type, refusal.event_id or f"at {where.topic}/{where.partition}@{where.offset}",
+            refusal.reason,
+            extra={"event_id": refusal.event_id or None, "event_type": refusal.event_type, "task_id": refusal.task_id,
+                   "agent_id": refusal.agent_id, "topic": where.topic, "partition": where.partition, "offset": where.offset,
+                   "outcome": "refused"},
+        )  # fmt: skip
+
+
+def _faust_owned(app: faust.App, topic_names: set[str]) -> Owned:
+    def owned() -> dict[tuple[str, int], int | None]:
+        consumer = app.consumer
+        return {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment() if tp.topic in topic_names}
+
+    return owned
+
+
+async def serve_probes(app: faust.App, runtime: FoldRuntime) -> None:
+    """The worker's /healthz, /readyz and /metrics (Faust's own web server is off), and the monitor's sampling."""
+    settings, monitor = runtime.settings, runtime.monitor
+    monitor.attach("fold", _faust_owned(app, {settings.topic(topics.FOLD_TASKS), settings.topic(topics.AGENT_EVENTS)}))
+
+    async def healthz() -> Verdict:
+        return monitor.health()
+
+    async def readyz() -> Verdict:
+        return await monitor.readiness(runtime.pool)
+
+    probes = Probes(monitor.registry, healthz, readyz)
+    runner = await probes.serve(settings.http_host, settings.worker_http_port, "worker")
+    try:
+        await monitor.run(lambda: runtime.pool, runtime.stopping)
+    finally:
+        if runner is not None:
+            await asyncio.shield(runner.cleanup())
 
 
 def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRuntime]:
@@ -170,7 +226,7 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
             records = _records(events)
             stats = await runtime.fold_until_done(records)
-            log.info("folded %d record(s): %s; totals %s", len(records), stats, runtime.totals)
+            log_batch(records, stats)
             for event in events:
                 await stream.ack(event)
 
@@ -179,6 +235,10 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
         await runtime.start()
         assert runtime.relay is not None
         await runtime.relay.run(runtime.stopping)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def observe() -> None:
+        await serve_probes(app, runtime)
 
     @app.task  # type: ignore[untyped-decorator]
     async def sweeper() -> None:

@@ -51,8 +51,12 @@ class ChildProcess:
 
 
 class WorkerProcess(ChildProcess):
+    """A worker (`python -m app worker`) with its own port for /healthz, /readyz and /metrics."""
+
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
+        from app.broker import free_port
+
+        self.settings = settings.model_copy(update={"worker_http_port": free_port()})
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +66,10 @@ class WorkerProcess(ChildProcess):
             [sys.executable, "-m", "app", "worker"], env=settings_env(self.settings), stdout=log, stderr=log
         )
         return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.worker_http_port}"
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 45.0, what: str = "condition") -> T:
@@ -260,3 +268,35 @@ async def produce_at(bootstrap: str, records: list[tuple[str, bytes | None, byte
         return [(m.topic, m.partition, m.offset) for m in metadata]
     finally:
         await producer.stop()
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(url: str) -> Samples:
+    """GET <url>/metrics, parsed: {(sample name, labels): value}."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
+        assert response.status == 200, f"GET {url}/metrics answered {response.status}"
+        text = await response.text()
+    return {
+        (sample.name, frozenset(sample.labels.items())): float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    """The value of the sample `name` whose labels include `labels` (summed when several match), or None."""
+    wanted = set(labels.items())
+    values = [value for (n, have), value in samples.items() if n == name and wanted <= have]
+    return sum(values) if values else None
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from aiohttp import web
-from asyncmy.errors import MySQLError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.observe import metrics_response
+from db.pool import ping
 from webhooks.state import DB_POOL, METRICS, PUBLISHER, SINK
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
-
-
-async def _database_problem(pool: Any) -> str | None:
-    try:
-        async with asyncio.timeout(2.0), pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT 1")
-            await cur.fetchone()
-            await conn.rollback()
-    except (MySQLError, OSError, TimeoutError) as exc:
-        return f"database unreachable: {exc!r}"
-    return None
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -43,16 +29,17 @@ async def readyz(request: web.Request) -> web.Response:
             else sink.spool_error or ("disabled (AIWORKER_SPOOL_MAX_BYTES=0)" if not spool.enabled else
                                       f"full ({spool.disk_bytes} of {spool.max_bytes} bytes)")
         ),
-        "database": await _database_problem(request.app[DB_POOL]) or "ok",
+        "database": await ping(request.app[DB_POOL]) or "ok",
     }  # fmt: skip
     if checks["database"] != "ok":
         checks["database"] += "; Gitea deliveries of repositories whose secret is not cached get 503"
     if not broker and not sink.spool_usable:
         reason = "the broker does not answer and the local spool cannot take events, so nothing can be made durable"
+        request.app[METRICS].ready.set(0)
         return web.json_response({"status": "unready", "reason": reason, "checks": checks}, status=503)
+    request.app[METRICS].ready.set(1)
     return web.json_response({"status": "ready", "checks": checks})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return metrics_response(request.app[METRICS].registry)

@@ -9,14 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-# The exact Gitea event types of GITEA.md; any other type is counted as "other" (the label set stays bounded).
-GITEA_TYPES = frozenset(
-    {"create", "delete", "fork", "push", "wiki", "repository", "release", "package", "status", "workflow_run",
-     "workflow_job", "issues", "issue_assign", "issue_label", "issue_milestone", "issue_comment",
-     "pull_request_comment", "pull_request", "pull_request_assign", "pull_request_label", "pull_request_milestone",
-     "pull_request_sync", "pull_request_review_request", "pull_request_review_approved",
-     "pull_request_review_rejected", "pull_request_review_comment"}
-)  # fmt: skip
+from app.observe import gitea_type_label, ready_gauge
+
 MAX_CACHED_CHILDREN = 1024
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -79,6 +73,7 @@ class Metrics:
         # The children the hot paths use, looked up once (labels() takes a lock and builds a key every time).
         self.produce_ok = self.produce_seconds.labels("ok")
         self.produce_error = self.produce_seconds.labels("error")
+        self.ready = ready_gauge(self.registry)
         self._requests: dict[tuple[str, str, str], Any] = {}
         self._accepted_gitea: dict[str, Any] = {}
 
@@ -101,7 +96,7 @@ class Metrics:
         self.registry.register(_ProduceCollector(counts))
 
     def gitea_accepted(self, event_type: str) -> None:
-        label = event_type if event_type in GITEA_TYPES else "other"
+        label = gitea_type_label(event_type)
         child = self._accepted_gitea.get(label)
         if child is None:
             child = self._accepted_gitea[label] = self.accepted.labels("gitea", label)

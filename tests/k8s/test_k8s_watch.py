@@ -153,3 +153,53 @@ async def test_a_new_watcher_sends_the_same_ids_again(fake: Any) -> None:
             await run_until(Watcher(settings, client, emit), sent, count=1)
         runs.append([e.id for e in sent])
     assert runs[0] == runs[1] and len(runs[0]) == 1
+
+
+async def test_probes_and_metrics_follow_the_watches(fake: Any) -> None:
+    """/readyz is 503 until every collection lists and watches, and again while one reconnects; /metrics counts."""
+    from aiohttp.test_utils import TestClient
+
+    from app.k8s_observe import probes
+    from tests.harness import sample
+
+    api, url = fake
+    pods, deps = "/api/v1/namespaces/aiworker-agents/pods", "/apis/apps/v1/namespaces/shop-staging/deployments"
+    api.lists[pods] = [("100", [pod(uid=POD1, rv="100")])]
+    api.lists[deps] = [("1", [])]
+    failure = {"type": "ERROR", "object": {"kind": "Status", "code": 500, "reason": "InternalError", "message": "injected"}}
+    api.watches[pods] = [[failure]]  # the first watch fails once; the next one is held open
+    settings = load_settings(k8s_api_url=url, k8s_deployment_namespaces="shop-staging", k8s_backoff_max=0.2)
+    sent: list[Event] = []
+
+    async def emit(event: Event) -> None:
+        sent.append(event)
+
+    async with await api_client(settings) as client:
+        watcher = Watcher(settings, client, emit)
+        http = TestClient(TestServer(probes(watcher).app()))
+        await http.start_server()
+        try:
+            before = await http.get("/readyz")
+            assert before.status == 503 and "not listed yet" in json.dumps(await before.json())
+            stopping = asyncio.Event()
+            task = asyncio.create_task(watcher.run(stopping))
+            for _ in range(300):
+                if (await http.get("/readyz")).status == 200 and watcher.collections[0].errors:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await http.get("/readyz")).status == 200
+            assert (await http.get("/healthz")).status == 200
+            from prometheus_client.parser import text_string_to_metric_families
+
+            text = await (await http.get("/metrics")).text()
+            got = {
+                (s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+            }
+            assert sample(got, "aiworker_k8s_events_sent_total", type="agent.registered") == 1
+            assert sample(got, "aiworker_k8s_watch_errors_total", collection="pods in aiworker-agents") == 1
+            assert sample(got, "aiworker_k8s_watch_relists_total", collection="deployments in shop-staging") == 1
+            assert sample(got, "aiworker_ready") == 1
+            stopping.set()
+            await asyncio.wait_for(task, 5)
+        finally:
+            await http.close()

@@ -1,0 +1,98 @@
+"""The worker's /healthz, /readyz and /metrics against a real broker and database (issue 13).
+
+A worker process folds a few events (applied, parked, invalid); its metrics must count them by outcome, the dlq
+by reason, report the parked event and the agents, and lag 0 once the fold caught up. The health verdicts'
+logic (lag without progress for the stall time) is tested on the monitor itself, with a real database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from app import topics
+from app.settings import Settings
+from streams.monitor import FoldMonitor
+from tests.harness import WorkerProcess, eventually, fetch_all, fold_caught_up, get_json, produce, sample, scrape
+from tests.integration.test_fold_engine import agent_registered, project_upserted, task_created
+
+pytestmark = pytest.mark.integration
+
+
+async def test_worker_serves_probes_and_counts_what_it_folds(settings: Settings, pool: Any, worker: WorkerProcess) -> None:
+    u = uuid.uuid4().hex[:8]
+    project, task, agent, orphan = f"p-o-{u}", f"t-o-{u}", f"a-o-{u}", f"t-missing-{u}"
+    control, agents = settings.topic(topics.CONTROL_EVENTS), settings.topic(topics.AGENT_EVENTS)
+    started = {"id": f"s-{u}", "type": "task.started", "time": "2026-11-22T10:05:00Z", "agent_id": agent, "task_id": orphan}
+    await produce(settings.kafka_bootstrap, [
+        (control, project.encode(), json.dumps(project_upserted(project)).encode()),
+        (control, task.encode(), json.dumps(task_created(task, project)).encode()),
+        (agents, agent.encode(), json.dumps(agent_registered(agent)).encode()),
+        (agents, agent.encode(), json.dumps(started).encode()),  # its task never comes: parked
+        (control, b"x", b"not json"),  # invalid: dlq
+    ])  # fmt: skip
+    await fold_caught_up(settings, pool)
+
+    async def ready() -> bool:
+        status, _ = await get_json(f"{worker.url}/readyz")
+        return status == 200
+
+    await eventually(ready, what="the worker's /readyz to answer 200")
+    status, body = await get_json(f"{worker.url}/healthz")
+    assert status == 200, body
+    parked = int((await fetch_all(pool, "SELECT COUNT(*) AS n FROM parked_events"))[0]["n"])
+
+    async def settled() -> Any:  # the gauges are sampled every few seconds
+        got = await scrape(worker.url)
+        lag = [v for (name, _), v in got.items() if name == "aiworker_fold_lag_records"]
+        return got if lag and not any(lag) and sample(got, "aiworker_parked_events") == parked else None
+
+    got = await eventually(settled, what="lag 0 and the parked event in the worker's metrics")
+    assert sample(got, "aiworker_fold_events_total", source="control", type="project.upserted", outcome="applied") == 1
+    assert sample(got, "aiworker_fold_events_total", source="control", type="task.created", outcome="applied") == 1
+    assert sample(got, "aiworker_fold_events_total", source="agent", type="agent.registered", outcome="applied") == 1
+    # task.started is folded as two halves (its task's, its agent's: streams/route.py), both waiting for the task
+    assert sample(got, "aiworker_fold_events_total", source="agent", type="task.started", outcome="parked") == 2
+    assert sample(got, "aiworker_fold_events_total", source="control", type="unknown", outcome="invalid") == 1
+    assert sample(got, "aiworker_dlq_records_total", reason="invalid") == 1
+    assert sample(got, "aiworker_dlq_records_total", reason="refused") == 0  # every reason class is there, from 0
+    assert sample(got, "aiworker_ready") == 1
+    assert (sample(got, "aiworker_fold_batch_seconds_count", stage="fold") or 0) >= 1
+    assert (sample(got, "aiworker_fold_batch_seconds_count", stage="route") or 0) >= 1
+    statuses = await fetch_all(pool, "SELECT status, COUNT(*) AS n FROM agents GROUP BY status")
+    for row in statuses:
+        assert sample(got, "aiworker_agents", status=row["status"]) == row["n"]
+    assert sample(got, "aiworker_park_seconds") == settings.park_seconds
+    assert "aiworker_outbox_oldest_unpublished_seconds" in {name for name, _ in got}
+
+
+async def test_health_fails_only_for_lag_without_progress(settings: Settings, pool: Any) -> None:
+    monitor = FoldMonitor(settings.model_copy(update={"worker_stall_seconds": 30.0}), {"fold": f"c-{uuid.uuid4().hex[:8]}"})
+    topic = settings.topic(topics.FOLD_TASKS)
+    consumer = monitor.stages["fold"].consumer
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "INSERT INTO fold_positions (consumer, topic, `partition`, next_offset) VALUES (%s, %s, 0, 40), (%s, %s, 1, 7)",
+            [consumer, topic, consumer, topic],
+        )
+        await conn.commit()
+    watermarks: dict[tuple[str, int], int | None] = {(topic, 0): 42, (topic, 1): 7, (topic, 2): None}
+    monitor.attach("fold", lambda: dict(watermarks))
+    await monitor.sample_once(pool)
+    assert monitor.stages["fold"].lag == {(topic, 0): 2, (topic, 1): 0}  # partition 2: no fetch answer yet
+    assert monitor.health()[0], "lag with recent progress is healthy"
+    monitor.stages["fold"].progressed = time.monotonic() - 31  # nothing committed for longer than the stall time
+    healthy, checks = monitor.health()
+    assert not healthy and "stalled: 2 record(s) of lag" in checks["fold"]
+    watermarks[(topic, 0)] = 40  # the fold caught up (no lag): healthy again however long it has been idle
+    await monitor.sample_once(pool)
+    assert monitor.health()[0]
+    ready, checks = await monitor.readiness(pool)
+    assert ready and checks["database"] == "ok"
+    monitor.attach("fold", lambda: {})
+    ready, checks = await monitor.readiness(pool)
+    assert not ready and "owns no partition" in checks["partitions"]
