@@ -34,8 +34,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app import AiworkerError, topics
 from app.envelope import GiteaEnvelope
-from app.gitea_client import GiteaClient, GiteaError
-from app.reconcile_map import KINDS, Reconciled, TaskRef, diff_issue, diff_pull, diff_reviews, parse_time
+from app.gitea_client import GiteaClient, GiteaError, GiteaRefused
+from app.reconcile_map import KINDS, Reconciled, TaskRef, delivery_order, diff_issue, diff_pull, diff_reviews, parse_time
 from app.settings import Settings
 from db.reconcile import ProjectRepo, active_projects, project_tasks, record_run
 from streams.gitea_map import AIWORKER_LABEL
@@ -178,7 +178,7 @@ class Reconciler:
             params["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         async for page in client.pages(client.repo_path(project.owner, project.name, "/issues"), params):
             records.extend(found for issue in page if (found := diff_issue(issue, repository, tasks)) is not None)
-        return repository, records
+        return repository, delivery_order(records)
 
     async def verdicts(self, project: ProjectRepo, repository: dict[str, Any], tasks: list[TaskRef],
                        pulls: dict[int, dict[str, Any]], found: list[Reconciled]) -> list[Reconciled]:  # fmt: skip
@@ -191,7 +191,14 @@ class Reconciler:
                 continue
             pull = pulls.get(number)
             if pull is None:
-                pull, _ = await client.get(client.repo_path(project.owner, project.name, f"/pulls/{number}"))
+                try:
+                    pull, _ = await client.get(client.repo_path(project.owner, project.name, f"/pulls/{number}"))
+                except GiteaRefused as exc:
+                    if exc.status != 404:
+                        raise
+                    log.warning("reconcile: project %s: task %s names PR #%d, which Gitea does not have", project.id,
+                                task.id, number)  # fmt: skip
+                    continue
             if not isinstance(pull, dict) or pull.get("state") != "open":
                 continue
             reviews: list[Any] = []

@@ -250,3 +250,12 @@ def diff_issue(issue: Mapping[str, Any], repository: Mapping[str, Any], tasks: S
             return None
         return Reconciled("issue_closed", task.id, issue_id, stamp, payload)
     return None
+
+
+def delivery_order(records: Iterable[Reconciled]) -> list[Reconciled]:
+    """The records in the order Gitea would have sent them: by the time of each change (stable for ties).
+
+    Pull requests are listed newest-updated first; published in that order, a PR closed after its task moved to a
+    new PR would reach the fold before that new PR's opening and cancel the task, which the deliveries would not.
+    """
+    return sorted(records, key=lambda r: r.happened_at)

@@ -94,6 +94,7 @@ async def scenario(api: FakeGitea, pool: Any) -> dict[str, Any]:
     t["issue_close"] = await insert_task(pool, project, "backlog", task_id=task_id_for_issue(repo_id, 11), issue=11)
     repo.add_issue(11, labels=["aiworker"], state="closed", created=recent - timedelta(days=1), updated=recent)
     repo.add_issue(12, labels=["bug"], created=recent, updated=recent)  # not ours: not listed (labels=aiworker)
+    t["gone_pr"] = await insert_task(pool, project, "ready_to_test", branch="task/gone", pr=99)  # Gitea has no PR #99
     return {"repo": repo, "project": project, "locked_project": locked_project, "tasks": t}
 
 
@@ -125,6 +126,7 @@ async def test_lost_deliveries_reach_the_rows_once_and_late_deliveries_change_no
             refused = by_project[s["locked_project"]].error or ""
             assert s["locked_project"] in refused and "403" in refused and "read access" in refused
             assert api.faults > 0  # the run went through 429s and 500s
+            assert api.requests_to("/pulls/99?") >= 1  # asked for the missing PR (404), and went on
 
             value = metrics.registry.get_sample_value
             assert value("aiworker_reconcile_records_total", {"kind": "review_approved"}) == 1
@@ -156,6 +158,7 @@ async def test_lost_deliveries_reach_the_rows_once_and_late_deliveries_change_no
             assert (created["state"], created["title"], created["priority"], created["gitea_issue_number"]) == (
                 "backlog", "Issue 10", "high", 10)  # fmt: skip
             assert rows[t["issue_close"]]["state"] == "cancelled"  # lost issue close
+            assert rows[t["gone_pr"]]["state"] == "ready_to_test"  # its PR is gone: skipped, the project went on
             folded = await fetch_all(pool, "SELECT event_id FROM processed_events WHERE event_id LIKE 'gitea:reconcile-%%'")
             assert {r["event_id"] for r in folded} >= {e.id for e in records}  # the merge too: folded, not dropped
             state = await fetch_all(pool, "SELECT * FROM reconcile_state ORDER BY project_id")

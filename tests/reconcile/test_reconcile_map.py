@@ -10,6 +10,7 @@ import pytest
 
 from app.reconcile_map import (
     TaskRef,
+    delivery_order,
     diff_issue,
     diff_pull,
     diff_reviews,
@@ -144,3 +145,14 @@ def test_ids_come_from_gitea_objects_and_their_times() -> None:
     reopened_closed = diff_pull({**closed, "closed_at": "2026-12-01T10:00:00Z"}, repo, [task("ready_to_test")])
     assert reopened_closed is not None and reopened_closed.event_id != first.event_id
     assert first.happened_at == datetime.fromisoformat(closed["closed_at"].replace("Z", "+00:00"))
+
+
+def test_records_go_out_in_the_order_gitea_would_have_sent_them() -> None:
+    repo = repository()
+    moved = task("ready_to_test")  # its rows still name PR #23; a new PR #24 was opened, then #23 closed
+    closed = pull(merged=False, merged_at=None, closed_at="2026-11-30T12:00:00Z", updated_at="2026-11-30T12:00:00Z")
+    newer = pull(number=24, id=324, state="open", merged=False, closed_at=None, created_at="2026-11-30T11:00:00Z",
+                 updated_at="2026-11-30T11:00:00Z")  # fmt: skip
+    listed = [diff_pull(closed, repo, [moved]), diff_pull(newer, repo, [moved])]  # newest-updated first, as listed
+    found = [r for r in listed if r is not None]
+    assert [r.kind for r in delivery_order(found)] == ["pull_request_opened", "pull_request_closed"]
