@@ -1,15 +1,36 @@
-"""The record format of gitea.webhooks: one delivery, its payload text unchanged, keyed by repository full name."""
+"""The record format of gitea.webhooks: one delivery, its payload text unchanged, keyed by repository full name.
+
+The web writes an envelope only after the delivery's signature held, and it carries the project the web
+verified (`project_id`); the fold takes the project from there and never from the payload again.
+`event_id` is what the fold de-duplicates on: for a delivery, a digest of its project, event type and payload,
+so the same signed bytes sent again (Gitea's "redeliver", a replayed request) under a fresh
+`X-Gitea-Delivery` change nothing; `delivery_id` stays as metadata. Records written before these fields
+existed read as `origin="delivery"`, no project, and the id `gitea:<delivery id>`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 _ZERO = timedelta(0)
+EVENT_NAMESPACE = uuid.UUID("5f2c7d1e-3b8a-4e6f-9c41-7a0d2e9b6c35")
+"""Namespace of delivery event ids: uuid5(EVENT_NAMESPACE, f"{project_id}\n{event_type}\n{sha256(payload) hex}").
+Never change it."""
+Origin = Literal["delivery", "reconcile"]
+
+
+def delivery_event_id(project_id: str | None, event_type: str, payload: bytes) -> str:
+    """The fold's id of a delivery: the same for the same project, event type and payload bytes, whatever its
+    delivery id. The project is part of it: the same bytes delivered to two projects' hooks are two events."""
+    digest = hashlib.sha256(payload).hexdigest()
+    return "gitea:" + str(uuid.uuid5(EVENT_NAMESPACE, f"{project_id or ''}\n{event_type}\n{digest}"))
 
 
 class GiteaEnvelope(BaseModel):
@@ -23,11 +44,18 @@ class GiteaEnvelope(BaseModel):
     received_at: AwareDatetime
     repository: str = Field("", max_length=255, description="repository full name (the record key)")
     payload: str = Field(description="the payload JSON text, byte for byte as signed (UTF-8)")
+    project_id: str | None = Field(
+        None, max_length=36, description="the project the web verified (per-project hook, or the repository's project)"
+    )
+    event_id: str | None = Field(
+        None, min_length=1, max_length=191, description="the fold's de-duplication id (gitea:<uuid5 of type and payload>)"
+    )
+    origin: Origin = Field("delivery", description="delivery: a signed webhook; reconcile: read from Gitea's API")
 
     @property
     def id(self) -> str:
-        """The event id used for de-duplication: the delivery id."""
-        return f"gitea:{self.delivery_id}"
+        """The event id used for de-duplication (`event_id`; records written before it: the delivery id)."""
+        return self.event_id or f"gitea:{self.delivery_id}"
 
     def payload_bytes(self) -> bytes:
         return self.payload.encode("utf-8")
@@ -44,8 +72,18 @@ class GiteaEnvelope(BaseModel):
 
 
 def make_envelope(
-    *, delivery_id: str, event_type: str, event_group: str, received_at: datetime, repository: str, payload: bytes
+    *,
+    delivery_id: str,
+    event_type: str,
+    event_group: str,
+    received_at: datetime,
+    repository: str,
+    payload: bytes,
+    project_id: str | None = None,
+    event_id: str | None = None,
+    origin: Origin = "delivery",
 ) -> GiteaEnvelope:
+    """An envelope; `event_id` defaults to `delivery_event_id(project_id, event_type, payload)`."""
     return GiteaEnvelope(
         delivery_id=delivery_id,
         event_type=event_type,
@@ -53,11 +91,23 @@ def make_envelope(
         received_at=received_at,
         repository=repository,
         payload=payload.decode("utf-8"),
+        project_id=project_id,
+        event_id=event_id or delivery_event_id(project_id, event_type, payload),
+        origin=origin,
     )
 
 
 def encode_envelope(
-    *, delivery_id: str, event_type: str, event_group: str, received_at: datetime, repository: str, payload: str
+    *,
+    delivery_id: str,
+    event_type: str,
+    event_group: str,
+    received_at: datetime,
+    repository: str,
+    payload: str,
+    project_id: str | None,
+    event_id: str,
+    origin: Origin = "delivery",
 ) -> bytes:
     """The bytes of `make_envelope(...).encode()`, written without building the model (the ingest hot path).
 
@@ -69,6 +119,8 @@ def encode_envelope(
         and len(event_type) <= 100
         and len(event_group) <= 100
         and len(repository) <= 255
+        and (project_id is None or len(project_id) <= 36)
+        and 0 < len(event_id) <= 191
         and received_at.utcoffset() == _ZERO
     ):
         return orjson.dumps(
@@ -79,6 +131,9 @@ def encode_envelope(
                 "received_at": received_at,
                 "repository": repository,
                 "payload": payload,
+                "project_id": project_id,
+                "event_id": event_id,
+                "origin": origin,
             },
             # as pydantic writes a UTC time: seconds, then microseconds only when not zero, then `Z`
             option=orjson.OPT_UTC_Z,
@@ -90,5 +145,8 @@ def encode_envelope(
         received_at=received_at,
         repository=repository,
         payload=payload.encode("utf-8"),
+        project_id=project_id,
+        event_id=event_id,
+        origin=origin,
     )
     return model.encode()

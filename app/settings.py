@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1, le=16, description="replication factor of created topics")
     create_topics: bool = Field(True, description="create missing topics at start-up (off when Strimzi owns them)")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest accepted request body, bytes")
+    unauthenticated_bodies: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="web: request bodies read and checked at once before their sender is known "
+        "(Gitea deliveries, whose signature needs the body), per process",
+    )
+    body_read_seconds: float = Field(
+        3.0, gt=0, le=60, description="web: longest wait for a turn to read a body, and then for the body itself, s"
+    )
     kafka_idempotence: bool = Field(False, description="idempotent producer (real Kafka only; Tansu lacks it)")
     kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")

@@ -1,4 +1,5 @@
-"""The projects queries of the web process: a repository's webhook secrets (current, previous, rotation time)."""
+"""The projects queries of the web process: a project's hook (webhook secrets and repository), and the project of
+a repository (for the shared hook)."""
 
 from __future__ import annotations
 
@@ -6,46 +7,77 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-_COLUMNS = "id, gitea_webhook_secret, gitea_webhook_secret_previous, gitea_webhook_secret_rotated_at"
-# An active project wins over a paused or archived one that names the same repository.
-_ORDER = "ORDER BY status = 'active' DESC, updated_at DESC LIMIT 1"
+_HOOK_COLUMNS = (
+    "id, status, gitea_webhook_secret, gitea_webhook_secret_previous, gitea_webhook_secret_rotated_at, "
+    "gitea_repo_id, gitea_owner, gitea_repo_name"
+)
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookSecrets:
-    """The webhook secrets of the project a repository belongs to; `rotated_at` is UTC."""
+class ProjectHook:
+    """What the web needs of a project to take its deliveries: its secrets (`rotated_at` is UTC) and the
+    repository it names (any of the three may be None: a project that names no repository takes any)."""
 
     project_id: str
+    status: str
     current: str | None
     previous: str | None
     rotated_at: datetime | None
+    repo_id: int | None
+    owner: str | None
+    repo_name: str | None
 
 
-def _row(row: Any) -> WebhookSecrets:
-    project_id, current, previous, rotated_at = row
+@dataclass(frozen=True, slots=True)
+class RepositoryProject:
+    """A project naming a repository, for the shared hook's lookup."""
+
+    project_id: str
+    status: str
+
+
+def _hook(row: Any) -> ProjectHook:
+    project_id, status, current, previous, rotated_at, repo_id, owner, repo_name = row
     if isinstance(rotated_at, datetime) and rotated_at.tzinfo is None:
         rotated_at = rotated_at.replace(tzinfo=UTC)  # the pool's connections use time_zone '+00:00'
-    return WebhookSecrets(str(project_id), current or None, previous or None, rotated_at)
+    return ProjectHook(
+        str(project_id), str(status or "active"), current or None, previous or None, rotated_at,
+        int(repo_id) if repo_id is not None else None, owner or None, repo_name or None,
+    )  # fmt: skip
 
 
-async def find_webhook_secrets(pool: Any, *, repo_id: int | None, owner: str, name: str) -> WebhookSecrets | None:
-    """The project of a Gitea repository, found by repository id, else by owner/name; None when there is none."""
+async def find_project_hook(pool: Any, project_id: str) -> ProjectHook | None:
+    """The hook of project `project_id`, or None when there is no such project."""
     async with pool.acquire() as conn:
         try:
             async with conn.cursor() as cur:
-                if repo_id is not None:
-                    await cur.execute(f"SELECT {_COLUMNS} FROM projects WHERE gitea_repo_id = %s {_ORDER}", [repo_id])
-                    row = await cur.fetchone()
-                    if row is not None:
-                        return _row(row)
-                if owner and name:
-                    await cur.execute(
-                        f"SELECT {_COLUMNS} FROM projects WHERE gitea_owner = %s AND gitea_repo_name = %s {_ORDER}",
-                        [owner, name],
-                    )
-                    row = await cur.fetchone()
-                    if row is not None:
-                        return _row(row)
-                return None
+                await cur.execute(f"SELECT {_HOOK_COLUMNS} FROM projects WHERE id = %s", [project_id])
+                row = await cur.fetchone()
+                return None if row is None else _hook(row)
         finally:
             await conn.rollback()  # read-only; ends the snapshot so the next lookup sees new rows
+
+
+async def find_repository_projects(pool: Any, *, repo_id: int | None, owner: str, name: str) -> list[RepositoryProject]:
+    """The projects that name a Gitea repository: by repository id, else by owner/name among the projects whose
+    row names no other repository id (a repository deleted and created again under the same name is another
+    one). Active projects first. Names compare case-insensitively (the columns' collation), as Gitea's do."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.cursor() as cur:
+                order = "ORDER BY status = 'active' DESC, id"
+                if repo_id is not None:
+                    await cur.execute(f"SELECT id, status FROM projects WHERE gitea_repo_id = %s {order}", [repo_id])
+                    rows = await cur.fetchall()
+                    if rows:
+                        return [RepositoryProject(str(r[0]), str(r[1] or "active")) for r in rows]
+                if not (owner and name):
+                    return []
+                await cur.execute(
+                    "SELECT id, status FROM projects WHERE gitea_owner = %s AND gitea_repo_name = %s "
+                    f"AND (gitea_repo_id IS NULL OR %s IS NULL) {order}",
+                    [owner, name, repo_id],
+                )
+                return [RepositoryProject(str(r[0]), str(r[1] or "active")) for r in await cur.fetchall()]
+        finally:
+            await conn.rollback()

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.gitea_repository import RepoRef, RepositoryError, repository_of
+
 TASK_NAMESPACE = uuid.UUID("b3c5f0e2-6a1d-4c8e-9f27-5d4a3e1b7c90")
 """Namespace of issue task ids: uuid5(TASK_NAMESPACE, f"{repo_id}:{issue_number}"). Never change it."""
 AIWORKER_LABEL = "aiworker"
@@ -23,16 +25,6 @@ PRIORITIES: tuple[Priority, ...] = ("low", "medium", "high", "urgent")
 TITLE_MAX = 255
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,35}")
-
-
-@dataclass(frozen=True, slots=True)
-class RepoRef:
-    """The repository: the fold finds the project by `id`, else by `owner`/`name`."""
-
-    id: int | None
-    owner: str | None
-    name: str | None
-    full_name: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +156,20 @@ class Ignored:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Contradicted:
+    """The event-type header says one thing and the signed payload another: the fold refuses the delivery.
+
+    What a delivery means comes from the signed bytes; a header is not signed, so a header that disagrees
+    with the payload is a forgery or a broken sender, never a hint to follow."""
+
+    event_type: str
+    reason: str
+
+
 Intent = (
     CreateTaskFromIssue | CancelTaskForIssue | PullRequestOpened | PullRequestClosed | ReviewSubmitted
-    | BranchCreated | BranchDeleted | Pushed | CommitStatus | WorkflowRun | Ignored
+    | BranchCreated | BranchDeleted | Pushed | CommitStatus | WorkflowRun | Ignored | Contradicted
 )  # fmt: skip
 
 IGNORED_TYPES: Mapping[str, str] = {
@@ -184,7 +187,6 @@ IGNORED_TYPES: Mapping[str, str] = {
     "pull_request_milestone": "pull request milestones do not concern tasks",
     "pull_request_sync": "new commits on a pull request arrive as push events",
     "pull_request_review_request": "review requests do not concern tasks",
-    "pull_request_review_comment": "comment-only reviews do not concern tasks",
 }
 
 
@@ -217,22 +219,6 @@ def _str(value: object) -> str | None:
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def repo_ref(payload: Mapping[str, Any]) -> RepoRef | None:
-    """The delivery's repository, or None when it names none (no id and no owner/name)."""
-    repo = _obj(payload.get("repository"))
-    owner_obj = _obj(repo.get("owner"))
-    owner = _str(owner_obj.get("login")) or _str(owner_obj.get("username"))
-    name, full_name = _str(repo.get("name")), _str(repo.get("full_name"))
-    if full_name and "/" in full_name and not (owner and name):
-        owner, name = full_name.split("/", 1)
-    if owner and name and not full_name:
-        full_name = f"{owner}/{name}"
-    repo_id = _int(repo.get("id"))
-    if repo_id is None and not (owner and name):
-        return None
-    return RepoRef(repo_id, owner, name, full_name)
 
 
 def _labels(issue: Mapping[str, Any]) -> tuple[str, ...]:
@@ -281,11 +267,37 @@ def _hint(branch: str | None, pr_number: int | None = None) -> TaskHint:
     return TaskHint(branch, pr_number, task_id_from_branch(branch))
 
 
-def _review_verdict(etype: str, payload: Mapping[str, Any]) -> bool | None:
-    kind = etype if etype != "pull_request" else _str(_obj(payload.get("review")).get("type")) or ""
-    if kind.endswith("_approved"):
-        return True
-    return False if kind.endswith("_rejected") else None
+# The verdict an event-type header announces (exact and grouped names) and the payload's `review.type` values.
+REVIEW_HEADERS: Mapping[str, str] = {
+    "pull_request_review_approved": "approved", "pull_request_approved": "approved",
+    "pull_request_review_rejected": "rejected", "pull_request_rejected": "rejected",
+    "pull_request_review_comment": "comment",
+}  # fmt: skip
+REVIEW_TYPES: Mapping[str, str] = {
+    "pull_request_review_approved": "approved",
+    "pull_request_review_rejected": "rejected",
+    "pull_request_review_comment": "comment",
+}
+
+
+def _review(etype: str, payload: Mapping[str, Any]) -> str | Contradicted | Ignored | None:
+    """A review's verdict (approved, rejected, comment) from the signed payload's `review.type`; None when the
+    delivery is no review. A header naming a verdict (exact or grouped) must agree with the payload's: two
+    verdicts are a contradiction. The family name `pull_request` names none, so the payload's stands."""
+    announced = REVIEW_HEADERS.get(etype)
+    is_review = _str(payload.get("action")) == "reviewed"
+    review_type = _str(_obj(payload.get("review")).get("type"))
+    if not is_review:
+        if announced is None:
+            return None
+        return Ignored(etype, f"payload action {payload.get('action')!r} is not a review")
+    if review_type is None or review_type not in REVIEW_TYPES:
+        return Ignored(etype, f"review.type {review_type!r} names no verdict; the verdict comes only from the payload")
+    verdict = REVIEW_TYPES[review_type]
+    if announced is not None and announced != verdict:
+        return Contradicted(etype, f"the event type header says {etype!r} ({announced}), but the signed payload's "
+                                   f"review.type is {review_type!r} ({verdict})")  # fmt: skip
+    return verdict
 
 
 def _pull_request(etype: str, payload: Mapping[str, Any], repo: RepoRef) -> list[Intent]:
@@ -296,13 +308,15 @@ def _pull_request(etype: str, payload: Mapping[str, Any], repo: RepoRef) -> list
     head, base = _obj(pull.get("head")), _obj(pull.get("base"))
     branch, url = _branch(head.get("ref")), _str(pull.get("html_url"))
     hint = _hint(branch, number)
-    if action == "reviewed" or etype != "pull_request":
-        approved = _review_verdict(etype, payload)
-        if action != "reviewed" or approved is None:
-            return [Ignored(etype, f"pull request action {action!r} is not an approval or rejection")]
+    verdict = _review(etype, payload)
+    if isinstance(verdict, Contradicted | Ignored):
+        return [verdict]
+    if verdict is not None:
+        if verdict == "comment":
+            return [Ignored(etype, "comment-only reviews do not concern tasks")]
         review, sender = _obj(payload.get("review")), _obj(payload.get("sender"))
         reviewer = _str(sender.get("login")) or _str(sender.get("username"))
-        return [ReviewSubmitted(repo, number, branch, approved, reviewer, _str(review.get("content")), hint)]
+        return [ReviewSubmitted(repo, number, branch, verdict == "approved", reviewer, _str(review.get("content")), hint)]
     if action in ("opened", "reopened"):
         head_sha, title = _str(head.get("sha")), _str(pull.get("title"))
         return [PullRequestOpened(repo, number, url, branch, _branch(base.get("ref")), head_sha, title, hint)]
@@ -371,6 +385,7 @@ HANDLERS: Mapping[str, _Handler] = {
     "pull_request": _pull_request,
     "pull_request_review_approved": _pull_request,
     "pull_request_review_rejected": _pull_request,
+    "pull_request_review_comment": _pull_request,
     "pull_request_approved": _pull_request,  # the grouped names, when X-Gitea-Event-Type is absent
     "pull_request_rejected": _pull_request,
     "create": _ref_event,
@@ -390,7 +405,10 @@ def map_delivery(event_type: str, payload: Mapping[str, Any]) -> list[Intent]:
     handler = HANDLERS.get(etype)
     if handler is None:
         return [Ignored(etype, IGNORED_TYPES.get(etype, f"unknown event type {etype!r}"))]
-    repo = repo_ref(payload)
+    try:
+        repo = repository_of(payload)
+    except RepositoryError as exc:
+        return [Contradicted(etype, str(exc))]
     if repo is None:
         return [Ignored(etype, "payload has no repository")]
     return handler(etype, payload, repo)

@@ -12,11 +12,12 @@ from app import topics
 from app.events import AGENT_TYPES, Event, parse_event
 from app.settings import Settings
 from webhooks.auth import bearer, identify
+from webhooks.body import BodyTimeoutError, ExpectationError, refusal
 from webhooks.durable import UnavailableError
 from webhooks.log_batches import dumps, pack
 from webhooks.problems import problem
 from webhooks.publisher import OutRecord
-from webhooks.state import METRICS, SETTINGS, SINK
+from webhooks.state import BODIES, METRICS, SETTINGS, SINK
 
 JSON_TYPES = {"application/json", "text/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"}
@@ -82,11 +83,17 @@ async def post_events(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     token = bearer(request.headers.get("Authorization"))
     if token is None:
-        return problem(401, "send Authorization: Bearer <agent token or service token>")
+        return refusal(request, problem(401, "send Authorization: Bearer <agent token or service token>"))
     content_type = request.content_type
     if content_type not in JSON_TYPES | NDJSON_TYPES:
-        return problem(415, f"Content-Type {content_type!r} is not accepted; use application/json or application/x-ndjson")
-    body = await request.read()
+        return refusal(request, problem(415, f"Content-Type {content_type!r} is not accepted; use application/json or "
+                                             "application/x-ndjson"))  # fmt: skip
+    try:
+        body = await request.app[BODIES].read(request)
+    except BodyTimeoutError as exc:
+        return problem(503, f"{exc}; nothing was accepted, send again", headers={"Retry-After": "1"})
+    except ExpectationError as exc:
+        return refusal(request, problem(417, str(exc)))
     try:
         items = decode_body(content_type, body)
     except BodyError as exc:

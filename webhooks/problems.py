@@ -14,9 +14,12 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
+    417: "Expectation failed",
     422: "Invalid events",
+    429: "Too many requests",
     503: "Service unavailable",
 }
 

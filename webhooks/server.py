@@ -11,31 +11,30 @@ from aiohttp.web_protocol import RequestPayloadError
 from app import topics
 from app.settings import Settings
 from db.pool import create_pool
+from webhooks.body import BodyReader, defer_continue
 from webhooks.durable import DurableSink
 from webhooks.events_api import post_events
-from webhooks.gitea_api import get_gitea, post_gitea
+from webhooks.gitea_api import get_gitea, post_gitea_project, post_gitea_shared
 from webhooks.health import healthz, metrics, readyz
 from webhooks.metrics import Metrics
 from webhooks.problems import problem
 from webhooks.publisher import KafkaPublisher
-from webhooks.secrets import SecretResolver
+from webhooks.secrets import ProjectDirectory
 from webhooks.spool import Spool
-from webhooks.state import BOOTSTRAP, DB_POOL, METRICS, PUBLISHER, SECRETS, SETTINGS, SINK
+from webhooks.state import BODIES, BOOTSTRAP, DB_POOL, METRICS, PUBLISHER, SECRETS, SETTINGS, SINK
 
 STOP_DRAIN_SECONDS = 10.0  # after the in-flight requests (10 s): within the pod's 30 s grace (deploy/k8s/base/web.yaml)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Size limit before reading the body; every error a client can cause as problem+json, never a 5xx."""
+    """Size limit before reading the body; every error a client can cause as problem+json, never a 5xx.
+
+    Bodies are read by the handlers, once the headers authenticated what they can (webhooks/body.py)."""
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _closing(413, f"the body has {request.content_length} bytes; the limit is {limit} (AIWORKER_MAX_BODY_BYTES)")
     try:
-        if request.body_exists:
-            # Read (and decode) the whole body, within the limit, before any answer: a body left unread or
-            # undecodable after the answer would break the connection instead of getting a 400.
-            await request.read()
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         return _closing(413, f"the body is over the limit of {limit} bytes (AIWORKER_MAX_BODY_BYTES); send less per request")
@@ -99,7 +98,7 @@ async def sink_ctx(app: web.Application) -> AsyncIterator[None]:
     await sink.start()
     app[METRICS].watch_spool(lambda: (spool.records, spool.disk_bytes))
     app[SINK] = sink
-    app[SECRETS] = SecretResolver(settings, lambda: app[DB_POOL])
+    app[SECRETS] = ProjectDirectory(settings, lambda: app[DB_POOL])
     yield
     await sink.stop(drain_seconds=STOP_DRAIN_SECONDS)
 
@@ -109,11 +108,14 @@ def init(settings: Settings, bootstrap: str) -> web.Application:
     app[SETTINGS] = settings
     app[BOOTSTRAP] = bootstrap
     app[METRICS] = Metrics()
+    app[BODIES] = BodyReader(at_once=settings.unauthenticated_bodies, seconds=settings.body_read_seconds)
     app.cleanup_ctx.extend([pool_ctx, publisher_ctx, sink_ctx])
     app.add_routes(
         [
-            web.post("/events", post_events),
-            web.post("/webhooks/gitea", post_gitea),
+            web.post("/events", post_events, expect_handler=defer_continue),
+            web.post("/webhooks/gitea/{project_id}", post_gitea_project, expect_handler=defer_continue),
+            web.get("/webhooks/gitea/{project_id}", get_gitea, allow_head=False),
+            web.post("/webhooks/gitea", post_gitea_shared, expect_handler=defer_continue),
             web.get("/webhooks/gitea", get_gitea, allow_head=False),
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),

@@ -1,8 +1,11 @@
-"""Gitea deliveries: intents (streams/gitea_map.py) become domain events once project and task are found.
+"""Gitea deliveries: intents (streams/gitea_map.py) become domain events once the task is found.
 
-The project is found by repository id, else owner/name; the task by its branch name, else its PR
-number, else a task id in a `task/<id>` branch (CONTRACT.md, "Gitea → tasks"). Deliveries for
-unknown repositories or tasks, and the types that concern no row, are counted by kind and dropped.
+The project is the one the web verified and wrote into the envelope (`project_id`: the per-project hook's,
+or the repository's on the shared hook); it is never derived from the payload here. The task is found
+within that project only: by its branch name, else its PR number, else a task id in a `task/<id>` branch
+(CONTRACT.md, "Gitea → tasks"). Deliveries without a project (unknown repositories) or for unknown tasks,
+and the types that concern no row, are counted by kind and dropped; a delivery whose event-type header
+contradicts its signed payload is refused (dlq).
 """
 
 from __future__ import annotations
@@ -30,21 +33,6 @@ async def _scalar(ctx: Context, sql: str, params: list[Any]) -> str | None:
     return None if row is None else str(next(iter(row.values())))
 
 
-async def find_project(ctx: Context, repo: gm.RepoRef) -> str | None:
-    known = ctx.uow.find("projects", gitea_repo_id=repo.id) if repo.id is not None else None
-    known = known or ctx.uow.find("projects", gitea_owner=repo.owner, gitea_repo_name=repo.name) if repo.name else known
-    if known is not None:
-        return str(known.id)
-    if repo.id is not None:
-        found = await _scalar(ctx, "SELECT id FROM projects WHERE gitea_repo_id = %s ORDER BY id LIMIT 1", [repo.id])
-        if found is not None:
-            return found
-    if repo.owner and repo.name:
-        sql = "SELECT id FROM projects WHERE gitea_owner = %s AND gitea_repo_name = %s ORDER BY id LIMIT 1"
-        return await _scalar(ctx, sql, [repo.owner, repo.name])
-    return None
-
-
 async def find_task(ctx: Context, project_id: str, hint: gm.TaskHint) -> str | None:
     for column, value in (("branch_name", hint.branch), ("pr_number", hint.pr_number)):
         known = ctx.uow.find("tasks", project_id=project_id, **{column: value}) if value else None
@@ -58,13 +46,16 @@ async def find_task(ctx: Context, project_id: str, hint: gm.TaskHint) -> str | N
         sql = "SELECT id FROM tasks WHERE project_id = %s AND pr_number = %s ORDER BY id LIMIT 1"
         if (found := await _scalar(ctx, sql, [project_id, hint.pr_number])) is not None:
             return found
-    if hint.task_id is not None and await ctx.uow.get("tasks", hint.task_id) is not None:
-        return hint.task_id
+    if hint.task_id is not None:
+        row = await ctx.uow.get("tasks", hint.task_id)
+        if row is not None and str(row.project_id) == project_id:  # a `task/<id>` branch names only its project's task
+            return hint.task_id
     return None
 
 
 async def _issue_task(ctx: Context, project_id: str, intent: gm.CancelTaskForIssue) -> str | None:
-    if await ctx.uow.get("tasks", intent.task_id) is not None:
+    row = await ctx.uow.get("tasks", intent.task_id)
+    if row is not None and str(row.project_id) == project_id:
         return intent.task_id
     sql = "SELECT id FROM tasks WHERE project_id = %s AND gitea_issue_number = %s ORDER BY id LIMIT 1"
     return await _scalar(ctx, sql, [project_id, intent.issue_number])
@@ -74,11 +65,16 @@ async def domain_event(ctx: Context, env: GiteaEnvelope, intent: gm.Intent) -> D
     """The domain event of one intent, or the kind under which it is counted and dropped."""
     if isinstance(intent, gm.Ignored):
         return f"gitea:{intent.event_type or env.event_type}"
-    project_id = await find_project(ctx, intent.repo)
+    if isinstance(intent, gm.Contradicted):
+        return "gitea:contradicted"  # `delivery` refuses these before any intent is applied
+    project_id = env.project_id
     if project_id is None:
         return "gitea:unknown_repository"
     base: dict[str, Any] = {"id": env.id, "time": env.received_at}
     if isinstance(intent, gm.CreateTaskFromIssue):
+        existing = await ctx.uow.get("tasks", intent.task_id)
+        if existing is not None and str(existing.project_id) != project_id:
+            return "gitea:foreign_task"  # another project's issue of the same repository id made this task
         return GiteaIssueOpened(
             **base, task_id=intent.task_id, project_id=project_id, title=intent.title, issue_number=intent.issue_number,
             description=intent.description, priority=intent.priority,
@@ -109,9 +105,17 @@ async def delivery(ctx: Context, env: GiteaEnvelope) -> Handled:
         payload = json.loads(env.payload)
     except json.JSONDecodeError as exc:
         return Handled(False, refused=f"Gitea delivery {env.delivery_id}: payload is not JSON: {exc}")
+    intents = gm.map_delivery(env.event_type or env.event_group, payload)
+    for intent in intents:
+        if isinstance(intent, gm.Contradicted):
+            return Handled(False, refused=f"Gitea delivery {env.delivery_id}: {intent.reason}", kind="gitea:contradicted")
     results: list[Handled] = []
-    for intent in gm.map_delivery(env.event_type or env.event_group, payload):
+    for intent in intents:
         event = await domain_event(ctx, env, intent)
+        if event == "gitea:foreign_task":
+            return Handled(False, kind=event, refused=(
+                f"Gitea delivery {env.delivery_id}: the task its issue makes exists in another project than "
+                f"{env.project_id}; two projects name the same Gitea repository, give each its own"))  # fmt: skip
         if isinstance(event, str):
             results.append(Handled(False, ignored=f"{env.event_type}: dropped", kind=event))
         else:

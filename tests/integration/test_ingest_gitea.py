@@ -4,6 +4,7 @@ every kind, per-project secrets with rotation, and the refusals (nothing refused
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,33 +98,43 @@ async def test_bad_signatures_are_401_and_publish_nothing(settings: Settings, ca
     assert await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), timeout=0.5) == []
 
 
-async def test_project_secret_wins_and_rotation_accepts_the_previous_one_for_a_while(settings: Settings, pool: Any) -> None:
+async def test_project_hooks_take_their_own_secret_with_rotation_and_only_on_their_own_url(settings: Settings, pool: Any) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     by_id = other_repo(load_sample("push__main"), unique_repo_id())
     by_name = other_repo(load_sample("pull_request__opened"), unique_repo_id())
     expired = other_repo(load_sample("status__success"), unique_repo_id())
-    await insert_project(pool, repo_id=by_id.payload["repository"]["id"], owner="org", name="x", secret="new-1",
-                         previous="old-1", rotated_at=now - timedelta(hours=1))  # fmt: skip
-    # found by owner/name: the row has no repository id
-    await insert_project(pool, repo_id=None, owner="org", name=by_name.payload["repository"]["name"], secret="new-2",
-                         previous="old-2", rotated_at=now - timedelta(minutes=5))  # fmt: skip
-    await insert_project(pool, repo_id=expired.payload["repository"]["id"], owner="org", name="y", secret="new-3",
-                         previous="old-3", rotated_at=now - timedelta(days=3))  # fmt: skip
+    first = await insert_project(pool, repo_id=by_id.payload["repository"]["id"], owner="org", name="x", secret="new-1",
+                                 previous="old-1", rotated_at=now - timedelta(hours=1))  # fmt: skip
+    # matched by owner/name: the row has no repository id
+    second = await insert_project(pool, repo_id=None, owner="org", name=by_name.payload["repository"]["name"],
+                                  secret="new-2", previous="old-2", rotated_at=now - timedelta(minutes=5))  # fmt: skip
+    third = await insert_project(pool, repo_id=expired.payload["repository"]["id"], owner="org", name="y", secret="new-3",
+                                 previous="old-3", rotated_at=now - timedelta(days=3))  # fmt: skip
     cases = [
-        (by_id, "new-1", 202), (by_id, "old-1", 202), (by_id, settings.gitea_secret.get_secret_value(), 401),
-        (by_name, "new-2", 202), (by_name, "old-2", 202), (by_name, "wrong", 401),
-        (expired, "new-3", 202), (expired, "old-3", 401),
+        (first, by_id, "new-1", 202), (first, by_id, "old-1", 202), (first, by_id, settings.gitea_secret.get_secret_value(), 401),
+        (second, by_name, "new-2", 202), (second, by_name, "old-2", 202), (second, by_name, "wrong", 401),
+        (third, expired, "new-3", 202), (third, expired, "old-3", 401),
+        # a project's secret is valid on its own URL only: not on the shared hook, not on another project's
+        ("", by_id, "new-1", 401), (second, by_id, "new-1", 401), (first, by_name, "new-2", 401),
+        # the shared hook takes AIWORKER_GITEA_SECRET and finds the project by the repository
+        ("", by_id, settings.gitea_secret.get_secret_value(), 202),
     ]  # fmt: skip
-    accepted = 0
+    accepted: dict[str, str | None] = {}
     async with web_client(settings) as client:
-        for sample, secret, status in cases:
-            response = await client.post("/webhooks/gitea", data=sample.payload_bytes, headers=sample.signed_headers(secret))
-            assert response.status == status, (sample.name, secret, await response.text())
-            accepted += status == 202
-        response = await client.post("/webhooks/gitea", data=by_id.payload_bytes, headers=by_id.headers)
+        for project, sample, secret, status in cases:
+            url = f"/webhooks/gitea/{project}" if project else "/webhooks/gitea"
+            delivery = str(uuid.uuid4())
+            headers = {**sample.signed_headers(secret), "X-Gitea-Delivery": delivery}
+            response = await client.post(url, data=sample.payload_bytes, headers=headers)
+            assert response.status == status, (project, sample.name, secret, await response.text())
+            if status == 202:
+                accepted[delivery] = (await response.json())["project_id"]
+        response = await client.post(f"/webhooks/gitea/{first}", data=by_id.payload_bytes, headers=by_id.headers)
         assert response.status == 401 and "unsigned" in (await response.json())["detail"]
-    records = await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), expect=accepted)
-    assert len(records) == accepted
+    records = await read_raw(settings.kafka_bootstrap, settings.topic("gitea.webhooks"), expect=len(accepted))
+    envelopes = {env.delivery_id: env for env in (GiteaEnvelope.decode(r.value) for r in records)}
+    assert {d: e.project_id for d, e in envelopes.items()} == accepted
+    assert accepted[next(iter(accepted))] == first and first in accepted.values() and third in accepted.values()
 
 
 async def test_no_secret_anywhere_refuses_everything_and_says_why(settings: Settings) -> None:
@@ -143,8 +154,7 @@ async def test_no_secret_anywhere_refuses_everything_and_says_why(settings: Sett
 
 async def test_refusals_have_the_right_status_and_publish_nothing(settings: Settings) -> None:
     sample = load_sample("push__main")
-    secret = settings.gitea_secret.get_secret_value()
-    signed = sample.signed_headers(secret)
+    signed = sample.signed_headers(settings.gitea_secret.get_secret_value())
     limit = settings.max_body_bytes
 
     async def chunks() -> Any:
@@ -156,13 +166,13 @@ async def test_refusals_have_the_right_status_and_publish_nothing(settings: Sett
     async with web_client(settings) as client:
         cases: list[tuple[int, Any]] = [
             (415, client.post("/webhooks/gitea", data=sample.payload_bytes, headers={**signed, "Content-Type": "text/plain"})),
-            (400, client.post(gitea, data=b"{not json", headers={**signed, **sign(b"{not json", secret)})),
-            (400, client.post(gitea, data=b"payload=%7Bbad", headers=form)),
+            (400, client.post(gitea, data=b"{not json", headers={**signed, **sign(b"{not json", settings.gitea_secret.get_secret_value())})),
+            (400, client.post(gitea, data=b"payload=%7Bbad", headers={**form, **sign(b"{bad", settings.gitea_secret.get_secret_value())})),
+            (401, client.post(gitea, data=b"{not json", headers=signed)),  # the signature is checked before the JSON
             (400, client.post(gitea, data=b"other=1", headers=form)),
-            (400, client.post(gitea, data=b"[1,2]", headers={**sample.headers, **sign(b"[1,2]", secret)})),
+            (400, client.post(gitea, data=b"[1,2]", headers={**sample.headers, **sign(b"[1,2]", settings.gitea_secret.get_secret_value())})),
             (400, client.post("/webhooks/gitea", data=sample.payload_bytes,
                               headers={k: v for k, v in signed.items() if "Event" not in k})),
-            (400, client.post(gitea, data=sample.payload_bytes, headers={**signed, "X-Gitea-Delivery": "d" * 192})),
             (413, client.post("/webhooks/gitea", data=b"x" * (limit + 1), headers=signed)),
             (413, client.post("/webhooks/gitea", data=chunks(), headers=signed)),  # chunked, no Content-Length
             (405, client.get("/webhooks/gitea", params={"payload": sample.payload_bytes.decode()}, headers=signed)),

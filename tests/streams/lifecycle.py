@@ -46,7 +46,7 @@ def gitea(name: str, minutes: float, edit: Callable[[dict[str, Any]], None] | No
     envelope = make_envelope(
         delivery_id=delivery, event_type=sample.event_type, event_group=sample.headers.get("X-Gitea-Event", ""),
         received_at=T0 + timedelta(minutes=minutes), repository=payload["repository"]["full_name"],
-        payload=json.dumps(payload, separators=(",", ":")).encode(),
+        payload=json.dumps(payload, separators=(",", ":")).encode(), project_id=PROJECT,
     )  # fmt: skip
     return envelope.encode()
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.envelope import GiteaEnvelope, encode_envelope, make_envelope
-from webhooks.gitea_api import repository_of
+from app.envelope import GiteaEnvelope, delivery_event_id, encode_envelope, make_envelope
+from app.gitea_repository import repository_of
 from webhooks.gitea_signature import GiteaPayloadError, parse_payload
 from webhooks.publisher import KeyPartitioner
 
@@ -26,9 +26,10 @@ utc_times = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999
     when=utc_times,
     repository=st.text(max_size=255),
     payload=st.text(max_size=300),
+    project_id=st.none() | st.text(max_size=36),
 )
 def test_encode_envelope_writes_the_models_json(
-    delivery: str, kind: str, group: str, when: datetime, repository: str, payload: str
+    delivery: str, kind: str, group: str, when: datetime, repository: str, payload: str, project_id: str | None
 ) -> None:
     if not _utf8(payload):
         return
@@ -39,10 +40,12 @@ def test_encode_envelope_writes_the_models_json(
         received_at=when,
         repository=repository,
         payload=payload.encode(),
+        project_id=project_id,
     ).encode()
     written = encode_envelope(
-        delivery_id=delivery, event_type=kind, event_group=group, received_at=when, repository=repository, payload=payload
-    )
+        delivery_id=delivery, event_type=kind, event_group=group, received_at=when, repository=repository,
+        payload=payload, project_id=project_id, event_id=delivery_event_id(project_id, kind, payload.encode()),
+    )  # fmt: skip
     assert written == expected
     assert GiteaEnvelope.decode(written) == GiteaEnvelope.decode(expected)
 
@@ -57,17 +60,22 @@ def _utf8(text: str) -> bool:
 
 def test_encode_envelope_keeps_the_models_refusals_and_offsets() -> None:
     moment = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    same = {"event_group": "", "received_at": moment, "repository": "", "payload": "{}", "event_id": "gitea:e"}
     with pytest.raises(ValidationError):
-        encode_envelope(delivery_id="", event_type="push", event_group="", received_at=moment, repository="", payload="{}")
+        encode_envelope(delivery_id="", event_type="push", project_id=None, **same)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        encode_envelope(delivery_id="d", event_type="x" * 101, event_group="", received_at=moment, repository="", payload="{}")
+        encode_envelope(delivery_id="d", event_type="x" * 101, project_id=None, **same)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        encode_envelope(delivery_id="d", event_type="push", project_id="p" * 37, **same)  # type: ignore[arg-type]
     elsewhere = moment.astimezone(timezone(timedelta(hours=2)))
     written = encode_envelope(
-        delivery_id="d", event_type="push", event_group="push", received_at=elsewhere, repository="o/r", payload="{}"
-    )
+        delivery_id="d", event_type="push", event_group="push", received_at=elsewhere, repository="o/r", payload="{}",
+        project_id="p1", event_id=delivery_event_id("p1", "push", b"{}"),
+    )  # fmt: skip
     model = make_envelope(
-        delivery_id="d", event_type="push", event_group="push", received_at=elsewhere, repository="o/r", payload=b"{}"
-    )
+        delivery_id="d", event_type="push", event_group="push", received_at=elsewhere, repository="o/r", payload=b"{}",
+        project_id="p1",
+    )  # fmt: skip
     assert written == model.encode()
 
 
