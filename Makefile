@@ -17,12 +17,16 @@ install: $(STAMP)
 run: install
 	$(BIN)/aiworker-events dev
 
-# kubectl renders deploy/k8s in tests/deploy: Debian's kubernetes-client, installed only when kubectl is missing
-# and we are root (otherwise those tests skip and say how to install it).
+# kubectl renders deploy/k8s in tests/deploy: Debian's kubernetes-client; promtool checks and unit-tests the alerts
+# there: Debian's prometheus package (the server is not started). Each installed only when missing and we are root
+# (otherwise those tests skip and say how to install it).
 tools:
 	@command -v kubectl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; } \
 	  || echo "kubectl is missing: install kubernetes-client (sudo apt-get install -y kubernetes-client)"
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } \
+	  || echo "promtool is missing: install prometheus (sudo apt-get install -y --no-install-recommends prometheus)"
 
 ## demo: with `make run` going in another terminal, play one task's whole life and print its timeline
 demo: install

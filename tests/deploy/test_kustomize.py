@@ -216,3 +216,36 @@ def test_spooled_records_survive_the_deletion_of_their_web_pod(rendered: list[Do
     (hpa,) = [h for h in of_kind(rendered, "HorizontalPodAutoscaler").values() if h["metadata"]["name"] == "aiworker-events-web"]
     assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
     assert web["spec"]["serviceName"] in of_kind(rendered, "Service")
+
+
+def test_worker_and_k8s_watch_probes_and_every_process_is_scraped(rendered: list[Doc]) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from app.observe import Probes
+
+    async def verdict() -> tuple[bool, dict[str, Any]]:
+        return True, {}
+
+    known = {r.resource.canonical for r in Probes(CollectorRegistry(), verdict, verdict).app().router.routes() if r.resource}
+    data = config_map(rendered)
+    deployments, services = of_kind(rendered, "Deployment"), of_kind(rendered, "Service")
+    for name, setting in (("aiworker-events-worker", "WORKER_HTTP_PORT"), ("aiworker-events-k8s-watch", "K8S_WATCH_HTTP_PORT")):
+        container = pod_spec(deployments[name])["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["http"] == int(data[f"AIWORKER_{setting}"]), f"{name}: port http is not AIWORKER_{setting}"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if probe in container:
+                assert container[probe]["httpGet"]["path"] in known and container[probe]["httpGet"]["port"] == "http"
+        assert services[name]["spec"].get("publishNotReadyAddresses"), f"{name}: an unready pod must still be scraped"
+    monitored = set()
+    for monitor in of_kind(rendered, "ServiceMonitor").values():
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        matching = [s for s in services.values() if selector.items() <= s["metadata"]["labels"].items()]
+        assert matching, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
+        for service in matching:
+            assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+            monitored.add(service["metadata"]["name"])
+    assert monitored >= APP_WORKLOADS, f"not scraped: {sorted(APP_WORKLOADS - monitored)}"
+    assert "aiworker-events" in of_kind(rendered, "PrometheusRule")
