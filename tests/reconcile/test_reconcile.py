@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,24 +25,9 @@ from streams.gitea_map import task_id_for_issue
 from tests.gitea_samples import load_sample, sign
 from tests.harness import WorkerProcess, fetch_all, fold_caught_up, read_topic, run_cli
 from tests.reconcile.fake_gitea import TOKEN, FakeGitea, Repo, fake_gitea
+from tests.reconcile.rows import NOW, insert_task
 from tests.webhooks.ingest_helpers import insert_project, unique_repo_id, web_client
 from webhooks.publisher import KafkaPublisher
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-async def insert_task(pool: Any, project_id: str, state: str, *, branch: str | None = None, pr: int | None = None,
-                      task_id: str | None = None, issue: int | None = None) -> str:  # fmt: skip
-    task_id = task_id or str(uuid.uuid4())
-    updated = (NOW - timedelta(hours=1)).replace(tzinfo=None)
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "INSERT INTO tasks (id, project_id, title, state, branch_name, pr_number, gitea_issue_number, created_at, "
-            "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [task_id, project_id, f"task {state}", state, branch, pr, issue, updated, updated],
-        )
-        await conn.commit()
-    return task_id
 
 
 async def tasks(pool: Any, project_id: str) -> dict[str, dict[str, Any]]:

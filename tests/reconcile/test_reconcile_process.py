@@ -15,11 +15,15 @@ import pytest
 from pydantic import SecretStr
 
 from app.broker import free_port
+from app.gitea_client import PAGE_LIMIT, GiteaClient
+from app.reconcile import ReconcileMetrics, Reconciler
 from app.settings import Settings
 from db.pool import create_pool
 from tests.harness import eventually, fetch_all, run_cli, settings_env
 from tests.reconcile.fake_gitea import TOKEN, fake_gitea
+from tests.reconcile.rows import insert_task
 from tests.webhooks.ingest_helpers import insert_project, unique_repo_id
+from webhooks.publisher import KafkaPublisher
 
 
 def start_reconcile(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
@@ -89,3 +93,36 @@ async def test_a_database_that_cannot_be_reached_is_one_clear_line(settings: Set
     changes = {"database_url": down, "gitea_url": "https://git.test", "gitea_token": SecretStr(TOKEN)}
     code, output = await run_cli(settings.model_copy(update=changes), "reconcile", "--once")
     assert code == 1 and "AIWORKER_DATABASE_URL cannot be read" in output and "Traceback" not in output, output
+
+
+async def test_what_a_run_costs_in_api_requests(settings: Settings, own_database: str) -> None:
+    """The figures of README/operations: 3 requests per project when nothing changed, +2 per task awaiting review
+    whose PR was not updated lately (the PR, its reviews); the first run pages through the whole history."""
+    pool = await create_pool(own_database, minsize=1, maxsize=2)
+    publisher = KafkaPublisher(settings, settings.kafka_bootstrap)
+    await publisher.start()
+    try:
+        async with fake_gitea() as api:
+            repo_id = unique_repo_id()
+            repo = api.repo(repo_id, "acme", f"cost{repo_id}")
+            old = datetime.now(UTC) - timedelta(days=2)
+            for number in range(1, PAGE_LIMIT + 3):  # two pages of pull requests
+                repo.add_pull(number, branch=f"feature/{number}", created=old, updated=old + timedelta(seconds=number))
+            repo.add_issue(1, labels=["aiworker"], created=old, updated=old)
+            project = await insert_project(pool, repo_id=repo_id, owner=repo.owner, name=repo.name, secret=None)
+            await insert_task(pool, project, "ready_to_test", branch="feature/1", pr=1)
+            own = settings.model_copy(update={"database_url": SecretStr(own_database)})
+            async with GiteaClient(api.url, TOKEN) as client:
+                reconciler = Reconciler(own, pool, publisher, client, ReconcileMetrics())
+                [first] = await reconciler.run_once()
+                [steady] = await reconciler.run_once()
+        assert first.error is None and steady.error is None
+        # first: repository, 2 pages of pulls, 1 of issues (published: the labelled issue), reviews of PR #1 (listed)
+        assert first.api_requests == 1 + 2 + 1 + 1 and [r.kind for r in first.records] == ["issue_opened"]
+        # since the last run nothing changed: 1 page each, stopped at the first older PR; the PR awaiting review
+        # was not listed, so it is read, then its reviews
+        assert steady.api_requests == 1 + 1 + 1 + 2
+    finally:
+        await publisher.stop()
+        pool.close()
+        await pool.wait_closed()
