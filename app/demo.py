@@ -115,10 +115,11 @@ class Demo:
             "X-Hub-Signature-256": f"sha256={signature}",
             "User-Agent": "Go-http-client/1.1",
         }
-        async with self.http.post(f"{self.t.url}/webhooks/gitea", data=data, headers=headers) as response:
+        hook = f"/webhooks/gitea/{self.project}"  # the project's own hook (it has no secret: AIWORKER_GITEA_SECRET)
+        async with self.http.post(f"{self.t.url}{hook}", data=data, headers=headers) as response:
             if response.status == 202 or response.status == 200:
                 return None
-            return f"POST /webhooks/gitea answered {response.status}: {(await response.text())[:200]}"
+            return f"POST {hook} answered {response.status}: {(await response.text())[:200]}"
 
     def repository(self) -> dict[str, Any]:
         return {

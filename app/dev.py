@@ -121,7 +121,10 @@ def run_dev(settings: Settings) -> int:
         base = f"http://127.0.0.1:{settings.http_port}"
         if not wait_for_port("127.0.0.1", settings.http_port, time.monotonic() + 30):
             raise DevError(f"the web process did not listen on port {settings.http_port}; is the port taken?")
-        say(f"ready. Gitea webhooks: POST {base}/webhooks/gitea   events: POST {base}/events")
+        say(
+            f"ready. Gitea webhooks: POST {base}/webhooks/gitea/<project id> (or the shared {base}/webhooks/gitea)   "
+            f"events: POST {base}/events"
+        )
         say(f"service token: {env['AIWORKER_SERVICE_TOKEN']}   agent token key: {env['AIWORKER_AGENT_TOKEN_KEY']}")
         say(f"gitea secret: {env['AIWORKER_GITEA_SECRET']}   health: {base}/readyz   Ctrl-C stops everything")
         if settings.worker_http_port:

@@ -17,6 +17,7 @@ from streams.gitea_map import (
     BranchDeleted,
     CancelTaskForIssue,
     CommitStatus,
+    Contradicted,
     CreateTaskFromIssue,
     Ignored,
     Intent,
@@ -184,6 +185,36 @@ def test_reviews() -> None:
     assert isinstance(_one("pull_request_review_comment", "pull_request"), Ignored)
     payload = {**load_sample("pull_request_review_approved").payload, "action": "opened"}
     assert isinstance(_one("pull_request_review_approved", payload=payload), Ignored)
+
+
+@pytest.mark.parametrize(
+    ("sample", "header"),
+    [
+        ("pull_request_review_rejected", "pull_request_review_approved"),  # issue 11: the verdict from a header
+        ("pull_request_review_rejected", "pull_request_approved"),
+        ("pull_request_review_approved", "pull_request_review_rejected"),
+        ("pull_request_review_comment", "pull_request_review_approved"),
+        ("pull_request_review_approved", "pull_request_review_comment"),
+    ],
+)
+def test_a_header_naming_another_verdict_than_the_signed_payload_is_a_contradiction(sample: str, header: str) -> None:
+    intent = _one(sample, header)
+    assert isinstance(intent, Contradicted), intent
+    assert "review.type" in intent.reason and header in intent.reason
+
+
+def test_the_verdict_is_only_ever_the_payloads() -> None:
+    payload = load_sample("pull_request_review_approved").payload
+    del payload["review"]["type"]
+    assert isinstance(_one("pull_request_review_approved", payload=payload), Ignored)  # a header alone approves nothing
+    payload["review"]["type"] = "pull_request_review_approved"
+    assert isinstance(_one("pull_request_review_rejected", "pull_request", payload=payload), ReviewSubmitted)
+
+
+def test_repository_fields_naming_two_repositories_are_a_contradiction() -> None:
+    payload = load_sample("pull_request_review_approved").payload
+    payload["repository"] = {"id": 1, "owner": {"login": "evil"}, "full_name": "victim/shop"}
+    assert isinstance(_one("pull_request_review_approved", payload=payload), Contradicted)
 
 
 def test_branches_and_pushes() -> None:
