@@ -11,13 +11,14 @@ existed read as `origin="delivery"`, no project, and the id `gitea:<delivery id>
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app import jsonio
 
 _ZERO = timedelta(0)
 EVENT_NAMESPACE = uuid.UUID("5f2c7d1e-3b8a-4e6f-9c41-7a0d2e9b6c35")
@@ -61,14 +62,17 @@ class GiteaEnvelope(BaseModel):
         return self.payload.encode("utf-8")
 
     def payload_json(self) -> Any:
-        return json.loads(self.payload)
+        """The payload decoded as the web decoded it (app/jsonio.py); JsonError when it is not acceptable JSON."""
+        return jsonio.loads(self.payload)
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode("utf-8")
 
     @classmethod
     def decode(cls, value: bytes) -> GiteaEnvelope:
-        return cls.model_validate_json(value)
+        """The envelope in a record value: JsonError when it is not acceptable JSON, ValidationError when it is not
+        an envelope."""
+        return cls.model_validate(jsonio.loads(value))
 
 
 def make_envelope(

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import dataclasses
 import hashlib
-import json
 import re
 import sys
 import time
@@ -33,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app import AiworkerError, topics
+from app import AiworkerError, jsonio, topics
 from app.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
 from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record, parse_time
 from app.settings import Settings
@@ -315,8 +314,8 @@ class Replayer:
 
 def _event_of(value: bytes | None) -> dict[str, Any] | None:
     try:
-        event = json.loads(value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        event = jsonio.loads(value or b"", max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
+    except jsonio.JsonError:
         return None
     return event if isinstance(event, dict) else None
 

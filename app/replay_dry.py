@@ -8,14 +8,13 @@ the rollback tells each outcome: the transitions it would emit, or the reason it
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from app import topics
+from app import jsonio, topics
 from app.replay_records import DlqEntry
 from app.settings import Settings
 
@@ -95,11 +94,11 @@ async def _outbox_since(conn: Any, after_id: int) -> list[tuple[int, str, bytes]
 
 def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, bytes]]) -> tuple[str, str]:
     dlq = settings.topic(topics.DLQ)
-    reasons = [str(json.loads(p).get("reason", "")) for _, t, p in written if t == dlq]
+    reasons = [str(jsonio.loads(p).get("reason", "")) for _, t, p in written if t == dlq]
     changes = []
     for _, topic, payload in written:
         if topic != dlq:
-            event = json.loads(payload)
+            event = jsonio.loads(payload)
             data = event.get("data", {})
             changes.append(f"{event.get('subject')}: {data.get('from')} -> {data.get('to')}")
     refused = int(getattr(stats, "refused", 0)) + int(getattr(stats, "invalid", 0))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from app import jsonio
 
 # Fields of an event that name an entity, for --entity.
 ENTITY_FIELDS = (
@@ -82,8 +83,8 @@ class DlqEntry:
 def parse_dlq_record(partition: int, offset: int, timestamp_ms: int, value: bytes | None) -> DlqEntry:
     """The entry of one dlq record, or DlqFormatError saying what is missing."""
     try:
-        body = json.loads(value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = jsonio.loads(value or b"")
+    except jsonio.JsonError as exc:
         raise DlqFormatError(f"not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise DlqFormatError("not a JSON object")
@@ -105,8 +106,8 @@ def parse_dlq_record(partition: int, offset: int, timestamp_ms: int, value: byte
     if truncated and not isinstance(digest, str):
         raise DlqFormatError("truncated, but no value_sha256")
     try:
-        event = json.loads(original)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        event = jsonio.loads(original, max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
+    except jsonio.JsonError:
         event = None
     return DlqEntry(
         dlq_partition=partition,

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import uuid
 from datetime import datetime
 
 from pydantic import ValidationError
 
-from app import topics
+from app import jsonio, topics
 from app.envelope import GiteaEnvelope
-from app.events import AGENT_TYPES, CONTROL_TYPES, Event, parse_event, parse_event_json
+from app.events import AGENT_TYPES, CONTROL_TYPES, Event, LogBatch, parse_event
 from streams import cloudevents
 from streams.machines import epoch_second
 from streams.route import Source
@@ -47,6 +46,8 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
     if short_topic == topics.GITEA_WEBHOOKS:
         try:
             envelope = GiteaEnvelope.decode(source.value)
+        except jsonio.JsonError as exc:
+            return f"invalid gitea.webhooks envelope: the record is {exc}"
         except ValidationError as exc:
             return f"invalid gitea.webhooks envelope: {_why(exc)}"
         why = time_out_of_range(envelope.received_at)
@@ -54,19 +55,17 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
     if short_topic not in SOURCE_TYPES:
         return f"records of topic {source.topic} are not folded by this worker"
     try:
-        return _checked(short_topic, source, parse_event_json(source.value))
-    except ValidationError:
-        pass  # what is not a valid event takes the way below, which says why in the words it always did
-    try:
-        data = json.loads(source.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"record is not JSON: {exc}"
+        data, depth = jsonio.loads_measured(source.value, max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
+    except jsonio.JsonError as exc:
+        return f"record is {exc}" if exc.path is None else f"record refused: {exc}"
     if not isinstance(data, dict):
         return f"record is a JSON {type(data).__name__}, not an event object"
     try:
         event = parse_event(data)
     except ValidationError as exc:
         return f"invalid event: {_why(exc)}"
+    if depth > jsonio.MAX_DEPTH and not isinstance(event, LogBatch):
+        return f"record refused: it nests {depth} levels deep; an event nests at most {jsonio.MAX_DEPTH} (app/jsonio.py)"
     return _checked(short_topic, source, event)
 
 

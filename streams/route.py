@@ -39,9 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
-
-from app import topics
+from app import jsonio, topics
 from streams import gitea_map
 
 T = TypeVar("T")
@@ -92,7 +90,7 @@ def unframe(value: bytes) -> Source:
     head, sep, body = value.partition(b"\n")
     if not sep:
         raise ValueError("fold.tasks record has no frame header line")
-    header = json.loads(head)
+    header = jsonio.loads(head)
     key = header.get("k")
     encoded = key.encode() if key is not None else None
     scope = header.get("s")
@@ -148,8 +146,8 @@ def gitea_key(data: dict[str, Any]) -> str | None:
     if not isinstance(payload_text, str) or not isinstance(event_type, str):
         return None
     try:
-        payload = json.loads(payload_text)
-    except json.JSONDecodeError:
+        payload = jsonio.loads(payload_text)
+    except jsonio.JsonError:
         return None
     for intent in gitea_map.map_delivery(event_type, payload):
         if isinstance(intent, gitea_map.CreateTaskFromIssue | gitea_map.CancelTaskForIssue):
@@ -165,15 +163,12 @@ def decoded(source: Source) -> dict[str, Any] | None:
 
 
 def decode_object(value: bytes) -> dict[str, Any] | None:
-    """The JSON object in `value`, or None. orjson first (a log batch is kilobytes); what it refuses (NaN, a lone
-    surrogate escape) the standard library decides, as the fold's own decoding does."""
+    """The JSON object in `value`, or None: decoded as the fold decodes it (app/jsonio.py; a log batch may use its
+    extra levels), so the router reads what the fold will accept."""
     try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        try:
-            data = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
+        data = jsonio.loads(value, max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
+    except jsonio.JsonError:
+        return None
     return data if isinstance(data, dict) else None
 
 

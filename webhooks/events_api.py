@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from app import topics
+from app import jsonio, topics
 from app.events import AGENT_TYPES, Event, parse_event
 from app.settings import Settings
 from webhooks.auth import bearer, identify
@@ -28,28 +27,20 @@ class BodyError(ValueError):
 
 
 def decode_body(content_type: str, body: bytes) -> list[Any]:
-    """The items of a JSON object, JSON array or NDJSON body."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BodyError(f"body is not UTF-8 (byte {exc.start})") from exc
+    """The items of a JSON object, JSON array or NDJSON body (app/jsonio.py decides what is JSON; NDJSON is split on
+    `\n` only). The limits of each item (nesting, number range) are checked by `validate`, per item."""
     if content_type in NDJSON_TYPES:
         items = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise BodyError(f"line {number} is not JSON: {exc.msg} (column {exc.colno})") from exc
-                except (ValueError, RecursionError) as exc:
-                    raise BodyError(f"line {number} is not acceptable JSON: {exc}") from exc
+        for number, line in jsonio.split_lines(body):
+            try:
+                items.append(jsonio.parse(line))
+            except jsonio.JsonError as exc:
+                raise BodyError(f"line {number} is {exc}") from None
         return items
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BodyError(f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
-    except (ValueError, RecursionError) as exc:
-        raise BodyError(f"body is not acceptable JSON: {exc}") from exc
+        data = jsonio.parse(body)
+    except jsonio.JsonError as exc:
+        raise BodyError(f"the body is {exc}") from None
     return data if isinstance(data, list) else [data]
 
 
@@ -58,6 +49,11 @@ def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
     events: list[Event] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
+        try:
+            jsonio.check(item)
+        except jsonio.JsonError as exc:
+            errors.append({"index": index, "field": exc.path or "", "reason": str(exc)})
+            continue
         if not isinstance(item, dict):
             errors.append({"index": index, "field": "", "reason": f"an event is a JSON object, not {type(item).__name__}"})
             continue

@@ -8,7 +8,6 @@ Nothing here re-serializes the payload before checking it.
 from __future__ import annotations
 
 import hmac
-import json
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import orjson
+from app import jsonio
 
 _HEX = frozenset(string.hexdigits)
 _SHA256_HEX_LEN = 64
@@ -145,27 +144,14 @@ def _form_fields(body: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def parse_payload(payload: bytes) -> dict[str, Any]:
-    """The payload JSON as an object, or GiteaPayloadError."""
+    """The payload JSON as an object, or GiteaPayloadError (app/jsonio.py decides, as the worker's fold does)."""
     try:
-        value = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        value = _parse_leniently(payload)
-    else:
-        repository = value.get("repository") if isinstance(value, dict) else None
-        if isinstance(repository, dict) and isinstance(repository.get("id"), float):
-            value = _parse_leniently(payload)  # orjson reads integers past 64 bits as floats; json keeps them ints
+        value = jsonio.loads(payload)
+    except jsonio.JsonError as error:
+        raise GiteaPayloadError(f"the payload is {error}") from None
     if not isinstance(value, dict):
         raise GiteaPayloadError(f"the payload is a JSON {type(value).__name__}, not an object")
     return value
-
-
-def _parse_leniently(payload: bytes) -> Any:
-    """What orjson refuses, the standard library decides (it also takes NaN, integers past 64 bits, lone
-    surrogates and deeper nesting), so that exactly the same payloads are accepted as before orjson."""
-    try:
-        return json.loads(payload)
-    except (ValueError, RecursionError) as error:
-        raise GiteaPayloadError(f"the payload is not valid JSON: {error}") from None
 
 
 def event_type(headers: Mapping[str, str]) -> str:

@@ -10,10 +10,10 @@ contradicts its signed payload is refused (dlq).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from app.envelope import GiteaEnvelope
+from app.jsonio import JsonError
 from streams import gitea_map as gm
 from streams.handlers.common import Context, Handled
 from streams.handlers.effects import apply_effects
@@ -102,9 +102,9 @@ async def domain_event(ctx: Context, env: GiteaEnvelope, intent: gm.Intent) -> D
 
 async def delivery(ctx: Context, env: GiteaEnvelope) -> Handled:
     try:
-        payload = json.loads(env.payload)
-    except json.JSONDecodeError as exc:
-        return Handled(False, refused=f"Gitea delivery {env.delivery_id}: payload is not JSON: {exc}")
+        payload = env.payload_json()
+    except JsonError as exc:
+        return Handled(False, refused=f"Gitea delivery {env.delivery_id}: the payload is {exc}")
     intents = gm.map_delivery(env.event_type or env.event_group, payload)
     for intent in intents:
         if isinstance(intent, gm.Contradicted):

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app import topics
+from app import jsonio, topics
 from app.envelope import GiteaEnvelope
 from app.events import AGENT_TYPES, CONTROL_TYPES, parse_event
 from app.settings import Settings
@@ -33,7 +33,7 @@ def is_valid(short_topic: str, value: bytes) -> bool:
         if short_topic == topics.GITEA_WEBHOOKS:
             GiteaEnvelope.decode(value)
             return True
-        data = json.loads(value)
+        data = jsonio.loads(value, max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)  # the one decoder decides
         return isinstance(data, dict) and parse_event(data).type in SOURCE_TYPES[short_topic]
     except (ValueError, ValidationError):
         return False

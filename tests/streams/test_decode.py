@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app import jsonio
 from app.events import parse_event, parse_event_json
 from streams.decode import decode
 from streams.logs import LogWriter
@@ -19,7 +20,7 @@ from tests.fuzz.strategies import broken_event, json_values, valid_event
 
 def classic(raw: bytes) -> Any:
     try:
-        return parse_event(json.loads(raw))
+        return parse_event(jsonio.loads(raw))
     except Exception as exc:  # noqa: BLE001 - the comparison wants whatever either way raises
         return type(exc).__name__
 
@@ -52,7 +53,7 @@ def test_decode_gives_the_same_event_or_reason_as_the_classic_way(event: dict[st
 
 def test_records_that_are_not_events_keep_their_reasons() -> None:
     reasons = [decode("agent.events", Source("x.agent.events", 0, 0, None, raw)) for raw in (b"\xff", b"[1]", b"{}")]
-    assert reasons[0].startswith("record is not JSON") and reasons[1] == "record is a JSON list, not an event object"
+    assert reasons[0].startswith("record is not UTF-8: byte 0") and reasons[1] == "record is a JSON list, not an event object"
     assert isinstance(reasons[2], str) and reasons[2].startswith("invalid event:")
 
 
