@@ -57,7 +57,7 @@ def decode(short_topic: str | None, source: Source) -> Decoded:
     try:
         data, depth = jsonio.loads_measured(source.value, max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
     except jsonio.JsonError as exc:
-        return f"record is {exc}" if exc.path is None else f"record refused: {exc}"
+        return f"record is not JSON: {exc}" if exc.path is None else f"record refused: {exc}"
     if not isinstance(data, dict):
         return f"record is a JSON {type(data).__name__}, not an event object"
     try:

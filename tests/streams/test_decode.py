@@ -53,7 +53,8 @@ def test_decode_gives_the_same_event_or_reason_as_the_classic_way(event: dict[st
 
 def test_records_that_are_not_events_keep_their_reasons() -> None:
     reasons = [decode("agent.events", Source("x.agent.events", 0, 0, None, raw)) for raw in (b"\xff", b"[1]", b"{}")]
-    assert reasons[0].startswith("record is not UTF-8: byte 0") and reasons[1] == "record is a JSON list, not an event object"
+    assert reasons[0].startswith("record is not JSON: not UTF-8: byte 0")
+    assert reasons[1] == "record is a JSON list, not an event object"
     assert isinstance(reasons[2], str) and reasons[2].startswith("invalid event:")
 
 
