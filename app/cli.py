@@ -9,11 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from asyncmy.errors import MySQLError
 from pydantic.fields import FieldInfo
 
 from app import AiworkerError
 from app.logs import setup_logging
 from app.settings import Settings, SettingsError, load_settings
+from db import DatabaseError
+from db.pool import describe_error
 
 log = logging.getLogger("aiworker_events")
 
@@ -67,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_format)
     try:
         return run(args.command, settings, args)
-    except AiworkerError as exc:
+    except (AiworkerError, DatabaseError) as exc:
         print(f"aiworker-events {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (MySQLError, OSError) as exc:  # the driver's text may quote the URL: its class and number only
+        print(f"aiworker-events {args.command}: {describe_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

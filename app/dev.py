@@ -16,7 +16,7 @@ from app import AiworkerError
 from app.broker import EmbeddedBroker, wait_for_port
 from app.settings import Settings
 from app.topics import ensure_topics
-from db.pool import connect, parse_database_url, redact_database_url
+from db.pool import connect, describe_error, parse_database_url, redact_database_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -33,7 +33,7 @@ async def _server_reachable(url: str) -> str | None:
     try:
         conn = await connect(url, database=False)
     except Exception as exc:  # noqa: BLE001 - any failure is reported to the operator as the reason
-        return repr(exc)
+        return describe_error(exc)
     await conn.ensure_closed()
     return None
 

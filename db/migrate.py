@@ -21,7 +21,7 @@ import asyncmy.errors
 
 import migrations
 from db import DatabaseError
-from db.pool import connect, parse_database_url
+from db.pool import connect, describe_error, parse_database_url
 
 LOCK_TIMEOUT_SECONDS = 60
 _FILE_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_\-]+)\.sql$")
@@ -174,7 +174,10 @@ async def migrate(
     database = parse_database_url(url).database
     files = discover(directory)
     lock = _lock_name(database)
-    conn = await connect(url, database=False)
+    try:
+        conn = await connect(url, database=False)
+    except (asyncmy.errors.MySQLError, OSError) as exc:
+        raise MigrationError(f"cannot connect to migrate database {database!r}: {describe_error(exc)}") from exc
     try:
         await _execute(conn, QUIET_NOTES)
         rows = await _execute(conn, GET_LOCK, (lock, LOCK_TIMEOUT_SECONDS))
@@ -234,7 +237,10 @@ async def _migrate_locked(
 async def create_database(url: str) -> None:
     """CREATE DATABASE IF NOT EXISTS for the database named in `url` (utf8mb4)."""
     database = parse_database_url(url).database
-    conn = await connect(url, database=False)
+    try:
+        conn = await connect(url, database=False)
+    except (asyncmy.errors.MySQLError, OSError) as exc:
+        raise MigrationError(f"cannot connect to migrate database {database!r}: {describe_error(exc)}") from exc
     try:
         await _execute(conn, QUIET_NOTES)
         await _execute(
@@ -249,7 +255,10 @@ async def create_database(url: str) -> None:
 async def drop_database(url: str) -> None:
     """DROP DATABASE IF EXISTS for the database named in `url`."""
     database = parse_database_url(url).database
-    conn = await connect(url, database=False)
+    try:
+        conn = await connect(url, database=False)
+    except (asyncmy.errors.MySQLError, OSError) as exc:
+        raise MigrationError(f"cannot connect to migrate database {database!r}: {describe_error(exc)}") from exc
     try:
         await _execute(conn, QUIET_NOTES)
         await _execute(conn, f"DROP DATABASE IF EXISTS {quote_identifier(database)}")

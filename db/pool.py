@@ -18,6 +18,7 @@ Every connection (pool or single) runs SESSION_INIT when it connects, whatever t
 from __future__ import annotations
 
 import asyncio
+import errno
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -137,6 +138,31 @@ async def max_packet(cur: Any) -> int:
     return limit
 
 
+# MySQL error numbers an operator meets at start-up, with what to do (https://mariadb.com/kb/en/mariadb-error-codes/).
+_HINTS = {
+    1044: "access denied to the database: GRANT the user of AIWORKER_DATABASE_URL its rights",
+    1045: "access denied: check the user and password of AIWORKER_DATABASE_URL",
+    1698: "access denied: check the user and password of AIWORKER_DATABASE_URL",
+    1049: "unknown database: create it or fix AIWORKER_DATABASE_URL",
+    2003: "cannot connect to the server: is it up and is AIWORKER_DATABASE_URL's host:port right?",
+    2005: "unknown host in AIWORKER_DATABASE_URL",
+    2013: "the server closed the connection",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database or network error as logs and answers may show it: its class, error number and what it means.
+
+    Never the driver's text: that may quote the URL, the user or a statement (and so a password or a secret)."""
+    name = type(exc).__name__
+    if isinstance(exc, MySQLError) and exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]
+        return f"{name} {code}" + (f" ({_HINTS[code]})" if code in _HINTS else "")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{name} {errno.errorcode.get(exc.errno, exc.errno)}"
+    return name
+
+
 async def ping(pool: Any, timeout: float = 2.0) -> str | None:
     """Why the database does not answer `SELECT 1` through `pool` within `timeout` seconds, or None when it does."""
     try:
@@ -145,5 +171,5 @@ async def ping(pool: Any, timeout: float = 2.0) -> str | None:
             await cur.fetchone()
             await conn.rollback()
     except (MySQLError, OSError, TimeoutError) as exc:
-        return f"database unreachable: {exc!r}"
+        return f"database unreachable: {describe_error(exc)}"
     return None

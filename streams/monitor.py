@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from app.observe import Verdict
 from app.settings import Settings
 from db import observe as sql
-from db.pool import ping
+from db.pool import describe_error, ping
 from streams.intake import InputRecord
 from streams.outcomes import DLQ_REASONS, FoldStats
 
@@ -141,7 +141,7 @@ class FoldMonitor:
                 await conn.rollback()
             self.sample_error = None
         except (MySQLError, OSError, TimeoutError) as exc:
-            self.sample_error = f"database unreachable: {exc!r}"
+            self.sample_error = f"database unreachable: {describe_error(exc)}"
         now = time.monotonic()
         for name, owned in self.owned().items():
             stage = self.stages[name]

@@ -37,7 +37,7 @@ from aiokafka.errors import (
 from asyncmy.errors import MySQLError
 
 from db import outbox
-from db.pool import parse_database_url
+from db.pool import describe_error, parse_database_url
 
 log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
@@ -136,7 +136,7 @@ class OutboxRelay:
                             self.wake.clear()
                             await self._sleep(stopping, poll_seconds, self.wake)
             except (MySQLError, KafkaError, OSError, ConnectionError) as exc:
-                log.warning("outbox relay: %r; retrying in %.1fs", exc, backoff)
+                log.warning("outbox relay: %s; retrying in %.1fs", describe_error(exc), backoff)
                 await self._sleep(stopping, backoff)
                 backoff = min(backoff * 2, 10.0)
 

@@ -22,7 +22,7 @@ from app import topics
 from app.settings import Settings
 from db import outbox
 from db import parking as parked_sql
-from db.pool import parse_database_url
+from db.pool import describe_error, parse_database_url
 from streams import decode
 from streams.handlers.common import Context, emit
 from streams.machines import Changed, naive_utc
@@ -104,7 +104,7 @@ class Sweeper:
                             wake.set()
                         await _sleep(stopping, interval)
             except (MySQLError, OSError, ConnectionError) as exc:
-                log.warning("sweeper: %r; retrying in %.1fs", exc, interval)
+                log.warning("sweeper: %s; retrying in %.1fs", describe_error(exc), interval)
                 await _sleep(stopping, interval)
 
 

@@ -26,7 +26,7 @@ from asyncmy.errors import MySQLError
 from app import topics
 from app.observe import Probes, Verdict
 from app.settings import Settings
-from db.pool import create_pool
+from db.pool import create_pool, describe_error
 from streams import faust_transport
 from streams.fold import Fold
 from streams.intake import InputRecord
@@ -67,7 +67,7 @@ class FoldRuntime:
             try:
                 self.pool = await create_pool(self.settings.database_url.get_secret_value(), minsize=1, maxsize=8)
             except (MySQLError, OSError) as exc:
-                log.warning("database unreachable (%r); retrying in %.1fs", exc, backoff)
+                log.warning("database unreachable (%s); retrying in %.1fs", describe_error(exc), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         self.fold = Fold(self.pool, self.settings, direct=True)
@@ -121,7 +121,7 @@ class FoldRuntime:
                     raise asyncio.CancelledError(f"{what} abandoned at shutdown (not acknowledged)") from exc
                 if not isinstance(exc, KafkaError):
                     self.monitor.retried(stage)
-                log.warning("%s failed (%r); retrying in %.1fs", what, exc, backoff)
+                log.warning("%s failed (%s); retrying in %.1fs", what, describe_error(exc), backoff)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 10.0)
 

@@ -26,6 +26,7 @@ from asyncmy.errors import MySQLError
 
 from app.gitea_repository import RepoRef
 from app.settings import Settings
+from db.pool import describe_error
 from db.projects import ProjectHook, RepositoryProject, find_project_hook, find_repository_projects
 from webhooks import WebhooksError
 
@@ -174,7 +175,7 @@ class ProjectDirectory:
             async with asyncio.timeout(LOOKUP_SECONDS):
                 return await query
         except (MySQLError, OSError, TimeoutError) as exc:
-            log.warning("projects lookup failed (%s): the database does not answer", type(exc).__name__)
+            log.warning("projects lookup failed (%s): the database does not answer", describe_error(exc))
             raise ProjectsUnavailableError(
                 "the project's webhook settings cannot be read because the database does not answer; the delivery "
                 "was not accepted: redeliver it from Gitea once the database is back"
