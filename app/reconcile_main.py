@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.gitea_client import GiteaClient
 from app.reconcile import ProjectResult, ReconcileError, ReconcileMetrics, Reconciler
 from app.settings import Settings, SettingsError
-from db.pool import create_pool
+from db.pool import create_pool, describe_error
 from webhooks.publisher import KafkaPublisher
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def run_reconcile(settings: Settings, bootstrap: str, *, once: bool) -> int:
         results = asyncio.run(reconcile(settings, bootstrap, once=once))
     except (MySQLError, OSError) as exc:
         raise ReconcileError(
-            f"the database of AIWORKER_DATABASE_URL cannot be read ({type(exc).__name__}: {exc}); nothing was reconciled, "
+            f"the database of AIWORKER_DATABASE_URL cannot be read ({describe_error(exc)}); nothing was reconciled, "
             "run again once it is back"
         ) from exc
     if once:
