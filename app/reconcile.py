@@ -33,8 +33,9 @@ from asyncmy.errors import MySQLError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app import AiworkerError, topics
-from app.envelope import GiteaEnvelope
+from app.envelope import GiteaEnvelope, make_envelope
 from app.gitea_client import GiteaClient, GiteaError, GiteaRefused
+from app.gitea_repository import RepositoryError, repository_of
 from app.reconcile_map import KINDS, Reconciled, TaskRef, delivery_order, diff_issue, diff_pull, diff_reviews, parse_time
 from app.settings import Settings
 from db.reconcile import ProjectRepo, active_projects, project_tasks, record_run
@@ -88,11 +89,11 @@ def task_refs(rows: list[dict[str, Any]]) -> list[TaskRef]:
 
 
 def envelope_of(record: Reconciled, project_id: str, full_name: str) -> GiteaEnvelope:
-    """The gitea.webhooks envelope of a reconciled record: a delivery's, with origin "reconcile"."""
-    fields: dict[str, Any] = {"project_id": project_id, "event_id": record.event_id, "origin": "reconcile"}
-    return GiteaEnvelope(
+    """The gitea.webhooks envelope of a reconciled record: a delivery's, with origin "reconcile" and its own id."""
+    return make_envelope(
         delivery_id=record.delivery_id, event_type=record.event_type, event_group=record.event_group,
-        received_at=record.happened_at, repository=full_name, payload=orjson.dumps(record.payload).decode(), **fields,
+        received_at=record.happened_at, repository=full_name, payload=orjson.dumps(record.payload),
+        project_id=project_id, event_id=record.event_id, origin="reconcile",
     )  # fmt: skip
 
 
@@ -116,10 +117,10 @@ class Reconciler:
         started, result = datetime.now(UTC), ProjectResult(project.id)
         before = self.client.counts.requests, dict(self.client.counts.errors or {})
         try:
-            repository, records = await self.differences(project)
+            full_name, records = await self.differences(project)
             result.records = records
             if records:
-                await self.publish(project, repository, records)
+                await self.publish(project, full_name, records)
         except (GiteaError, ReconcileError, PublishError) as exc:
             where = f"project {project.id} ({project.owner}/{project.name})"
             result.error = f"{where}: {exc}"
@@ -143,17 +144,35 @@ class Reconciler:
                      len(result.records), result.api_requests)  # fmt: skip
         return result
 
-    async def differences(self, project: ProjectRepo) -> tuple[dict[str, Any], list[Reconciled]]:
+    @staticmethod
+    def checked(project: ProjectRepo, repository: Any) -> str:
+        """The repository's full name (the record key, read as the web reads a delivery's), once it is sure that
+        Gitea's repository is the one the project's row names (its id, else its owner/name): else nothing is
+        reconciled, as the signed path would refuse it."""
+        try:
+            named = repository_of({"repository": repository})
+        except RepositoryError as exc:
+            raise ReconcileError(f"Gitea's repository object contradicts itself: {exc}") from exc
+        if named is None or named.id is None:
+            raise ReconcileError("Gitea's answer for the repository has no id")
+        ours = f"{project.owner}/{project.name}"
+        if project.repo_id is not None and named.id != project.repo_id:
+            raise ReconcileError(
+                f"Gitea's {ours} is repository {named.id}, but the project's row names repository {project.repo_id}: "
+                "nothing reconciled (the name now belongs to another repository); fix the project's gitea_repo_id or "
+                "gitea_owner/gitea_repo_name with project.upserted"
+            )
+        if project.repo_id is None and named.key != ours.lower():
+            raise ReconcileError(
+                f"Gitea answered for {ours} with {named.describe()} (renamed or moved): nothing reconciled; set the "
+                "project's gitea_owner/gitea_repo_name (and gitea_repo_id) to the repository's with project.upserted"
+            )
+        return named.full_name or ours
+
+    async def differences(self, project: ProjectRepo) -> tuple[str, list[Reconciled]]:
         client = self.client
         repository, _ = await client.get(client.repo_path(project.owner, project.name))
-        if not isinstance(repository, dict) or not isinstance(repository.get("id"), int):
-            raise ReconcileError("Gitea's answer for the repository has no id")
-        if project.repo_id is not None and repository["id"] != project.repo_id:
-            raise ReconcileError(
-                f"Gitea's {project.owner}/{project.name} is repository {repository['id']}, but the project's row names "
-                f"repository {project.repo_id}: nothing reconciled (the name now belongs to another repository); fix the "
-                "project's gitea_repo_id or gitea_owner/gitea_repo_name with project.upserted"
-            )
+        full_name = self.checked(project, repository)
         since = None if project.last_reconciled_at is None else project.last_reconciled_at - OVERLAP
         tasks = task_refs(await project_tasks(self.pool, project.id))
         records: list[Reconciled] = []
@@ -178,7 +197,7 @@ class Reconciler:
             params["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         async for page in client.pages(client.repo_path(project.owner, project.name, "/issues"), params):
             records.extend(found for issue in page if (found := diff_issue(issue, repository, tasks)) is not None)
-        return repository, delivery_order(records)
+        return full_name, delivery_order(records)
 
     async def verdicts(self, project: ProjectRepo, repository: dict[str, Any], tasks: list[TaskRef],
                        pulls: dict[int, dict[str, Any]], found: list[Reconciled]) -> list[Reconciled]:  # fmt: skip
@@ -208,8 +227,7 @@ class Reconciler:
                 records.append(verdict)
         return records
 
-    async def publish(self, project: ProjectRepo, repository: dict[str, Any], records: list[Reconciled]) -> None:
-        full_name = str(repository.get("full_name") or f"{project.owner}/{project.name}")[:255]
+    async def publish(self, project: ProjectRepo, full_name: str, records: list[Reconciled]) -> None:
         out = [OutRecord(self.topic, full_name.encode(), envelope_of(r, project.id, full_name).encode()) for r in records]
         await self.publisher.publish(out, timeout=PUBLISH_TIMEOUT)
 

@@ -124,9 +124,7 @@ async def test_lost_deliveries_reach_the_rows_once_and_late_deliveries_change_no
                        await read_topic(own.kafka_bootstrap, own.topic("gitea.webhooks"))]  # fmt: skip
             assert len(records) == 7
             for envelope in records:
-                extra = envelope.model_extra or {}
-                assert (extra.get("origin") or getattr(envelope, "origin", None)) == "reconcile"
-                assert (extra.get("project_id") or getattr(envelope, "project_id", None)) == project
+                assert envelope.origin == "reconcile" and envelope.project_id == project
                 assert envelope.repository == repo.full_name and envelope.id.startswith("gitea:reconcile-")
             reviews = {e.event_type: e for e in records if e.event_type.startswith("pull_request_review")}
             assert reviews["pull_request_review_approved"].payload_json()["review"]["type"] == "pull_request_review_approved"

@@ -156,3 +156,18 @@ def test_records_go_out_in_the_order_gitea_would_have_sent_them() -> None:
     listed = [diff_pull(closed, repo, [moved]), diff_pull(newer, repo, [moved])]  # newest-updated first, as listed
     found = [r for r in listed if r is not None]
     assert [r.kind for r in delivery_order(found)] == ["pull_request_opened", "pull_request_closed"]
+
+
+def test_only_the_projects_own_repository_is_reconciled() -> None:
+    from app.reconcile import ReconcileError, Reconciler
+    from db.reconcile import ProjectRepo
+
+    repo = repository()  # acme/webshop, id 42
+    assert Reconciler.checked(ProjectRepo("p1", "acme", "webshop", 42, None), repo) == "acme/webshop"
+    assert Reconciler.checked(ProjectRepo("p1", "ACME", "WebShop", None, None), repo) == "acme/webshop"  # as Gitea compares
+    with pytest.raises(ReconcileError, match="names repository 7"):
+        Reconciler.checked(ProjectRepo("p1", "acme", "webshop", 7, None), repo)  # the name went to another repository
+    with pytest.raises(ReconcileError, match="renamed or moved"):
+        Reconciler.checked(ProjectRepo("p1", "acme", "oldshop", None, None), repo)  # Gitea redirected to the new name
+    with pytest.raises(ReconcileError, match="contradicts"):
+        Reconciler.checked(ProjectRepo("p1", "acme", "webshop", 42, None), {**repo, "full_name": "other/thing"})
