@@ -96,10 +96,12 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
         return 0
     if command == "topics":
-        from app.topics import ensure_topics
+        from app.topics import check_topic_limits, ensure_topics, topic_message_bytes
 
         created = asyncio.run(ensure_topics(settings, require_bootstrap(settings)))
         print(f"created {len(created)} topic(s): {', '.join(created) or 'all exist'}")
+        asyncio.run(check_topic_limits(settings, require_bootstrap(settings)))
+        print(f"every topic takes records of {topic_message_bytes(settings)} bytes (AIWORKER_MAX_EVENT_BYTES + 64 KiB)")
         return 0
     if command == "web":
         from app.processes import run_web

@@ -10,10 +10,21 @@ import uvloop
 from aiohttp import web
 
 from app.settings import Settings
-from app.topics import TopicError, ensure_topics
+from app.topics import TopicError, TopicLimitError, check_topic_limits, ensure_topics
 
 log = logging.getLogger(__name__)
 GC_GEN0_THRESHOLD = 20_000  # objects; the default 700 means a young collection every few requests
+
+
+def check_topics(settings: Settings, bootstrap: str) -> None:
+    """Stop start-up (TopicLimitError) when a topic takes smaller records than the web accepts; a broker that does
+    not answer is only logged (the web spools, the worker waits for it)."""
+    try:
+        asyncio.run(check_topic_limits(settings, bootstrap, timeout=5.0))
+    except TopicLimitError:
+        raise
+    except TopicError as exc:
+        log.warning("topic size limits not checked: %s", exc)
 
 
 def run_web(settings: Settings, bootstrap: str) -> int:
@@ -26,6 +37,7 @@ def run_web(settings: Settings, bootstrap: str) -> int:
             # The web process must come up while the broker is down: it spools what it accepts (and drains a
             # spool left by its previous run) until the broker is back. Missing topics are created by the worker.
             log.warning("topics not checked, the broker is unreachable: %s", exc)
+    check_topics(settings, bootstrap)
     print(f"aiworker-events web: listening on http://{settings.http_host}:{settings.http_port}", flush=True)
     app = init(settings, bootstrap)
     app.on_startup.append(_settle_gc)
@@ -56,6 +68,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
 
     if settings.create_topics:
         asyncio.run(ensure_topics(settings, bootstrap))
+    check_topics(settings, bootstrap)
     app, _runtime = create_app(settings, bootstrap)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
     worker.execute_from_commandline()

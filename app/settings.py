@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     body_read_seconds: float = Field(
         3.0, gt=0, le=60, description="web: longest wait for a turn to read a body, and then for the body itself, s"
     )
+    max_event_bytes: int = Field(
+        1024 * 1024, ge=256 * 1024, le=64 * 1024 * 1024,
+        description="largest record one event, log batch or Gitea delivery makes on an input topic, bytes (bigger: 413); "
+        "every topic's max.message.bytes must be at least this + 64 KiB, checked at start-up",
+    )  # fmt: skip
     kafka_idempotence: bool = Field(False, description="idempotent producer (real Kafka only; Tansu lacks it)")
     kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
@@ -78,6 +83,11 @@ class Settings(BaseSettings):
     )
     worker_batch_size: int = Field(500, ge=1, le=100_000, description="records folded per database transaction")
     worker_batch_seconds: float = Field(0.02, gt=0, le=60, description="longest wait to fill a fold batch, s")
+    worker_batch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024,
+        description="records folded per database transaction are also bounded by their bytes (a record bigger than this "
+        "is folded alone)",
+    )  # fmt: skip
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
     park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")

@@ -28,6 +28,7 @@ from app.observe import Probes, Verdict
 from app.settings import Settings
 from db.pool import create_pool, describe_error
 from streams import faust_transport
+from streams.batches import by_bytes
 from streams.fold import Fold
 from streams.intake import InputRecord
 from streams.monitor import FoldMonitor, Owned
@@ -224,9 +225,9 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
     @app.agent(inputs, name="fold")
     async def fold(stream: Any) -> None:
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
-            records = _records(events)
-            stats = await runtime.fold_until_done(records)
-            log_batch(records, stats)
+            for records in by_bytes(_records(events), settings.worker_batch_bytes):
+                stats = await runtime.fold_until_done(records)
+                log_batch(records, stats)
             for event in events:
                 await stream.ack(event)
 

@@ -13,7 +13,7 @@ from app.settings import Settings
 from webhooks.auth import bearer, identify
 from webhooks.body import BodyTimeoutError, ExpectationError, refusal
 from webhooks.durable import UnavailableError
-from webhooks.log_batches import dumps, pack
+from webhooks.log_batches import MAX_BYTES, dumps, pack
 from webhooks.problems import problem
 from webhooks.publisher import OutRecord
 from webhooks.state import BODIES, METRICS, SETTINGS, SINK
@@ -71,6 +71,20 @@ def route(settings: Settings, event: Event, raw: dict[str, Any]) -> OutRecord:
     return OutRecord(settings.topic(topic), event.routing_key().encode(), dumps(raw))
 
 
+def oversized(
+    items: list[Any], packed: list[tuple[Event | None, dict[str, Any]]], records: list[OutRecord], limit: int
+) -> list[dict[str, Any]]:
+    """{index, field, reason} of each event whose record is over `limit` bytes (of a log batch: its lines; a batch is
+    packed to at most half the limit, so only one line over that is a batch alone, and too big)."""
+    position = {id(item): index for index, item in enumerate(items)}
+    return [
+        {"index": position[id(line)], "field": "", "reason": f"its record has {len(record.value)} bytes"}
+        for (event, item), record in zip(packed, records, strict=True)
+        if len(record.value) > limit
+        for line in (item["logs"] if event is None else [item])
+    ]
+
+
 def batch_record(settings: Settings, batch: dict[str, Any]) -> OutRecord:
     return OutRecord(settings.topic(topics.AGENT_EVENTS), str(batch["agent_id"]).encode(), dumps(batch))
 
@@ -118,9 +132,13 @@ async def post_events(request: web.Request) -> web.Response:
                 f"the token of agent {caller.agent_id} may send only its own agent events; items {foreign} are not",
                 errors=[{"index": i, "field": "agent_id", "reason": "not this token's agent"} for i in foreign],
             )
-    records = [
-        route(settings, event, item) if event is not None else batch_record(settings, item) for event, item in pack(events, items)
-    ]
+    limit = settings.max_event_bytes
+    packed = pack(events, items, max_bytes=min(MAX_BYTES, limit // 2))
+    records = [route(settings, event, item) if event is not None else batch_record(settings, item) for event, item in packed]
+    too_big = oversized(items, packed, records, limit)
+    if too_big:
+        return problem(413, f"{len(too_big)} event(s) are over the limit of {limit} bytes per event (AIWORKER_MAX_EVENT_BYTES); "
+                       "nothing was accepted: send less per event", errors=too_big)  # fmt: skip
     try:
         via = await request.app[SINK].accept(records)
     except UnavailableError as exc:

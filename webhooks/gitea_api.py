@@ -242,6 +242,9 @@ async def _accept(request: web.Request, payload: bytes, text: str, repo: RepoRef
         )
     except ValidationError as exc:
         return problem(400, f"the delivery's headers do not make a valid envelope: {exc.errors()[0]['msg']}")
+    if len(value) > settings.max_event_bytes:
+        return problem(413, f"the delivery makes a record of {len(value)} bytes on gitea.webhooks; the limit is "
+                       f"{settings.max_event_bytes} (AIWORKER_MAX_EVENT_BYTES)")  # fmt: skip
     record = OutRecord(settings.topic(topics.GITEA_WEBHOOKS), repository.encode(), value)
     try:
         via = await request.app[SINK].accept([record])

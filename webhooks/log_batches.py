@@ -41,8 +41,11 @@ class _Batch:
         }
 
 
-def pack(events: list[Event], items: list[dict[str, Any]]) -> list[tuple[Event | None, dict[str, Any]]]:
-    """The records to send, in order: (event, raw item) for every event but log lines, (None, batch) for batches."""
+def pack(
+    events: list[Event], items: list[dict[str, Any]], *, max_bytes: int = MAX_BYTES
+) -> list[tuple[Event | None, dict[str, Any]]]:
+    """The records to send, in order: (event, raw item) for every event but log lines, (None, batch) for batches
+    (closed at about `max_bytes`; a single line bigger than that is a batch of its own)."""
     out: list[tuple[Event | None, dict[str, Any] | _Batch]] = []
     open_batches: dict[str, _Batch] = {}
     for event, item in zip(events, items, strict=True):
@@ -54,7 +57,7 @@ def pack(events: list[Event], items: list[dict[str, Any]]) -> list[tuple[Event |
             continue
         size = len(dumps(item))
         batch = open_batches.get(agent_id)
-        if batch is None or len(batch.lines) >= MAX_LINES or (batch.lines and batch.size + size > MAX_BYTES):
+        if batch is None or len(batch.lines) >= MAX_LINES or (batch.lines and batch.size + size > max_bytes):
             batch = open_batches[agent_id] = _Batch(agent_id)
             out.append((None, batch))
         batch.lines.append(item)

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from app.settings import Settings
+from app.topics import topic_message_bytes
 from webhooks import WebhooksError
 from webhooks.turn_batcher import TurnBatcher, TurnFailed
 
@@ -93,7 +94,8 @@ class KafkaPublisher:
             enable_idempotence=self.settings.kafka_idempotence,
             linger_ms=self.settings.kafka_linger_ms,
             compression_type=None if self.settings.kafka_compression == "none" else self.settings.kafka_compression,
-            max_request_size=max(self.settings.max_body_bytes + 64 * 1024, 1024 * 1024),
+            # What every topic takes (app/topics.py): a bigger record is refused here, before the broker.
+            max_request_size=topic_message_bytes(self.settings),
             max_batch_size=MAX_BATCH_BYTES,
             # Batches that cannot be delivered expire after this; a request gives up much earlier (spooling), so
             # keeping it short limits the duplicates a late delivery of an abandoned batch can cause.

@@ -18,6 +18,7 @@ import yaml
 from app import topics
 from app.cli import build_parser
 from app.settings import Settings, load_settings
+from app.topics import topic_message_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p for p in (ROOT / "deploy/k8s/overlays").iterdir() if (p / "kustomization.yaml").exists())
@@ -129,6 +130,7 @@ def test_migration_job_gets_the_database(rendered: list[Doc]) -> None:
 
 def test_every_topic_the_code_uses_is_a_kafka_topic(rendered: list[Doc]) -> None:
     prefix = config_map(rendered)["AIWORKER_TOPIC_PREFIX"]
+    configured = load_settings(max_event_bytes=int(config_map(rendered)["AIWORKER_MAX_EVENT_BYTES"]))
     declared = {d["spec"]["topicName"]: d for d in of_kind(rendered, "KafkaTopic").values()}
     for name in topics.ALL_TOPICS:
         assert f"{prefix}{name}" in declared, f"no KafkaTopic for {prefix}{name}"
@@ -137,6 +139,7 @@ def test_every_topic_the_code_uses_is_a_kafka_topic(rendered: list[Doc]) -> None
         config = doc["spec"]["config"]
         assert config.get("cleanup.policy") in {"delete", "compact", "compact,delete"}
         assert int(config["min.insync.replicas"]) <= doc["spec"]["replicas"]
+        assert int(config["max.message.bytes"]) == topic_message_bytes(configured), f"{topic_name}: max.message.bytes"
     for name in worker_topics():
         policy = declared[f"{prefix}{name}"]["spec"]["config"]["cleanup.policy"]
         assert "compact" not in policy, f"{name} is a fold input: compaction would lose events the rows are built from"

@@ -15,8 +15,8 @@ def line(agent: str, n: int, message: str = "x") -> dict[str, Any]:
     return {"id": f"{agent}-{n}", "type": "log", "time": T0, "agent_id": agent, "message": message}
 
 
-def packed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [value for _, value in pack([parse_event(i) for i in items], items)]
+def packed(items: list[dict[str, Any]], max_bytes: int = log_batches.MAX_BYTES) -> list[dict[str, Any]]:
+    return [value for _, value in pack([parse_event(i) for i in items], items, max_bytes=max_bytes)]
 
 
 def test_runs_are_closed_by_other_events_of_the_same_agent_only() -> None:
@@ -38,8 +38,7 @@ def test_ids_are_derived_from_the_lines() -> None:
     assert first[0]["id"] == second[0]["id"] != packed([line("a", 1)])[0]["id"]
 
 
-def test_batches_are_bounded(monkeypatch: Any) -> None:
-    monkeypatch.setattr(log_batches, "MAX_BYTES", 1000)
-    out = packed([line("a", n, "m" * 300) for n in range(10)])
+def test_batches_are_bounded() -> None:
+    out = packed([line("a", n, "m" * 300) for n in range(10)], max_bytes=1000)
     assert len(out) > 3 and sum(len(v["logs"]) for v in out) == 10
     assert len({v["id"] for v in out}) == len(out)
