@@ -200,7 +200,8 @@ LOG_ROWS_PER_STATEMENT = 1000
 
 
 async def insert_logs(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert agent_logs rows (agent_id, task_id, level, message, metadata, created_at), many per statement.
+    """Insert agent_logs rows (agent_id, task_id, level, message, metadata, created_at, event_id), many per statement;
+    a line whose (agent, event id) is stored already is left as it is (the same `log` event sent twice).
 
     The VALUES text is built here (db/literals.py), each repeated value (agent, task, level, second) quoted once:
     at tens of thousands of lines per second the driver's per-parameter path costs more than the database.
@@ -216,10 +217,13 @@ async def insert_logs(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
 
     for start in range(0, len(rows), LOG_ROWS_PER_STATEMENT):
         values = ",".join(
-            f"({once(agent)},{once(task)},{once(level)},{quote(message)},{quote(meta)},{once(created)})"
-            for agent, task, level, message, meta, created in rows[start : start + LOG_ROWS_PER_STATEMENT]
+            f"({once(agent)},{once(task)},{once(level)},{quote(message)},{quote(meta)},{once(created)},{quote(event_id)})"
+            for agent, task, level, message, meta, created, event_id in rows[start : start + LOG_ROWS_PER_STATEMENT]
         )
-        await cur.execute(f"INSERT INTO agent_logs (agent_id, task_id, level, message, metadata, created_at) VALUES {values}")
+        await cur.execute(
+            "INSERT INTO agent_logs (agent_id, task_id, level, message, metadata, created_at, event_id) "
+            f"VALUES {values} ON DUPLICATE KEY UPDATE event_id = event_id"  # not IGNORE: that would hide truncation
+        )
 
 
 async def lock_log_positions(cur: Any, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:

@@ -1,12 +1,12 @@
 """agent_logs at volume: `log` and `log.batch` records become rows of multi-row INSERTs.
 
-De-duplication is by position, not by event id: each (agent, source topic, source partition) keeps
-the next offset of log records already written (table log_positions, locked in the fold's
-transaction), for every consumer group alike, so a redelivered or replayed record writes no line
-twice and agent_logs costs no processed_events row per line. A producer that re-sends the same line
-as a new record (a new offset) stores it again: log lines are diagnostics, and a unique key on
-agent_logs would cost every insert an index probe. Lines whose task is unknown keep their task id in
-metadata (`task_id`) with a NULL column, so an early line never blocks or dead-letters.
+De-duplication, twice over and without a processed_events row per line: by position, each (agent, source
+topic, source partition) keeps the next offset of log records already written (table log_positions, locked
+in the fold's transaction), for every consumer group alike, so a redelivered or replayed record is skipped
+whole; and by event id, each line is stored with its `log` event's id under a unique key (agent_id,
+event_id), so a line sent again as a new record (an agent retrying after a timeout, a batch produced twice)
+is stored once (migrations/006_log_ids.sql; the key costs each insert one index probe). Lines whose task
+is unknown keep their task id in metadata (`task_id`) with a NULL column, so an early line never blocks or dead-letters.
 
 An agent speaks only for its own work: a line about a task assigned to another agent is refused
 (`task.not_assignee`), the record's other lines are stored, and the refused lines go to the dlq as one
@@ -111,7 +111,7 @@ class LogWriter:
                     reasons.setdefault(task_id, why)
                     continue
             encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata is not None else None
-            self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(second)))
+            self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(second), line.id))
             stats.logs += 1
         if not refused:
             return None

@@ -18,7 +18,8 @@ NASTY = "a'b\"c\\d\0e\nf\rg\x1ah %s %(x)s ' OR 1=1 -- zoë ✓ 𝄞"
 async def roundtrip(conn: Any, texts: list[str], payloads: list[bytes]) -> tuple[list[str], list[bytes]]:
     async with conn.cursor() as cur:
         await cur.execute("INSERT INTO agents (id, pod_name) VALUES ('a-lit', 'p')")
-        await fold_store.insert_logs(cur, [("a-lit", None, "info", t, None, "2026-11-22 10:00:00") for t in texts])
+        rows = [("a-lit", None, "info", t, None, "2026-11-22 10:00:00", f"lit-{n}") for n, t in enumerate(texts)]
+        await fold_store.insert_logs(cur, rows)
         await fold_store.insert_outbox(cur, [(f"e{i}", "t", "k", p) for i, p in enumerate(payloads)])
         await cur.execute("SELECT message FROM agent_logs WHERE agent_id = 'a-lit' ORDER BY id")
         messages = [row[0] for row in await cur.fetchall()]
