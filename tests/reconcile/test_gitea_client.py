@@ -68,3 +68,15 @@ async def test_a_server_that_keeps_failing_gives_up_with_a_clear_error() -> None
             with pytest.raises(GiteaError, match="after 3 attempts"):
                 await client.get(client.repo_path("acme", "down"))
         assert client.counts.requests == 3
+
+
+def test_the_gitea_url_setting() -> None:
+    from app.settings import SettingsError, load_settings
+
+    assert load_settings(gitea_url="https://git.example.com/api/v1/").gitea_url == "https://git.example.com"
+    assert load_settings().gitea_url == "" and load_settings().reconcile_seconds == 300
+    with pytest.raises(SettingsError, match="AIWORKER_GITEA_URL"):
+        load_settings(gitea_url="git.example.com")
+    with pytest.raises(SettingsError, match="AIWORKER_RECONCILE_SECONDS"):
+        load_settings(reconcile_seconds="1")
+    assert "tok-123" not in repr(load_settings(gitea_token="tok-123"))
