@@ -4,7 +4,10 @@ Each watched collection runs the Kubernetes list/watch protocol: list (remember 
 resourceVersion), then watch from it (`?watch=1&resourceVersion=…&allowWatchBookmarks=true`, a stream of
 JSON lines), advancing the resourceVersion with every event and bookmark. A watch that ends is resumed
 from the last resourceVersion; a `410 Gone` (the version is too old) relists; any other failure
-reconnects with exponential backoff and jitter (up to AIWORKER_K8S_BACKOFF_MAX). Pods seen before a
+reconnects with exponential backoff and jitter (up to AIWORKER_K8S_BACKOFF_MAX): the error policy of every
+retrying loop (db/errors.py). API and connection errors are trouble; anything else (an object the mapping
+cannot read, a record the broker refuses for good) holds the collection (`Watcher.health`), which relists after
+the backoff; no exception ends a collection. Pods seen before a
 relist and absent after it were deleted in the gap: they are reported stopped.
 
 Events go to agent.events (agent.registered, agent.stopped) and control.events (deployment.started,
@@ -19,10 +22,8 @@ Deployment objects of the shape the API server returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from app import AiworkerError, topics
 from app.events import Event
 from app.k8s_map import Obj, deployment_events, pod_events
 from app.settings import Settings
+from db.errors import Backoff, Health
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,10 @@ class Collection:
     """One list/watch loop over one kind of object in one namespace (or all)."""
 
     def __init__(self, name: str, lister: Lister, kwargs: dict[str, Any], on_change: Callable[[str, Obj], Awaitable[None]],
-                 on_relist: Callable[[list[Obj]], Awaitable[None]], backoff_max: float) -> None:  # fmt: skip
+                 on_relist: Callable[[list[Obj]], Awaitable[None]], backoff_max: float,
+                 health: Health | None = None) -> None:  # fmt: skip
         self.name, self.lister, self.kwargs = name, lister, kwargs
+        self.health = health or Health()
         self.on_change, self.on_relist, self.backoff_max = on_change, on_relist, backoff_max
         self.resource_version: str | None = None
         self.relists = 0
@@ -65,7 +69,7 @@ class Collection:
         """Why the collection is not watching now (None: it is)."""
 
     async def run(self, stopping: asyncio.Event) -> None:
-        backoff = 0.5
+        backoff = Backoff(min(0.5, self.backoff_max), self.backoff_max)
         while not stopping.is_set():
             try:
                 if self.resource_version is None:
@@ -73,17 +77,18 @@ class Collection:
                 self.problem = None
                 async for event in self._watch():
                     await self._apply(event)
-                    backoff = 0.5
+                    backoff.reset()
+                    self.health.ok(self.name)
             except Gone:
                 log.info("%s: resourceVersion %s is gone (410); relisting", self.name, self.resource_version)
                 self.resource_version = None
-            except (ApiException, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - db/errors.py: trouble (API, connection) or a hold, retried either way
                 self.errors += 1
                 self.problem = f"{exc!r}; reconnecting"
-                log.warning("%s: %r; reconnecting in %.1fs", self.name, exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), backoff * (0.5 + random.random() / 2))
-                backoff = min(backoff * 2, self.backoff_max)
+                self.health.failed(self.name, exc, backoff.next, ApiException, aiohttp.ClientError, ValueError)
+                if not isinstance(exc, ApiException | aiohttp.ClientError | OSError | ValueError):
+                    self.resource_version = None  # held: read the collection again from a list
+                await backoff.sleep(stopping)
 
     async def _list(self) -> None:
         response = await self.lister(**self.kwargs, _preload_content=False)
@@ -130,22 +135,23 @@ class Watcher:
         self.sent_by_type: dict[str, int] = {}
         self.pods: dict[str, Obj] = {}
         backoff = settings.k8s_backoff_max
+        self.health = Health()
         self.collections = [
             Collection(f"pods in {settings.k8s_agent_namespace}", core.list_namespaced_pod,
                        {"namespace": settings.k8s_agent_namespace, "label_selector": settings.k8s_agent_selector},
-                       self.pod_changed, self.pods_relisted, backoff),
+                       self.pod_changed, self.pods_relisted, backoff, self.health),
         ]  # fmt: skip
         namespaces = [n.strip() for n in settings.k8s_deployment_namespaces.split(",") if n.strip()]
         selector = {"label_selector": settings.k8s_deployment_selector}
         for namespace in namespaces:
             self.collections.append(
                 Collection(f"deployments in {namespace}", apps.list_namespaced_deployment,
-                           {"namespace": namespace, **selector}, self.deployment_changed, self.nothing, backoff)
+                           {"namespace": namespace, **selector}, self.deployment_changed, self.nothing, backoff, self.health)
             )  # fmt: skip
         if not namespaces:
             self.collections.append(
                 Collection("deployments in all namespaces", apps.list_deployment_for_all_namespaces, selector,
-                           self.deployment_changed, self.nothing, backoff)
+                           self.deployment_changed, self.nothing, backoff, self.health)
             )  # fmt: skip
 
     async def run(self, stopping: asyncio.Event) -> None:

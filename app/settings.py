@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     )
     gitea_timeout: float = Field(10.0, gt=0, le=300, description="reconcile: timeout of one Gitea API request, s")
     reconcile_seconds: int = Field(300, ge=10, le=86_400, description="reconcile: pause between two passes over every project, s")
+    fault_event_id: str = Field(
+        "", description="tests only: the fold raises an error when it handles the event with this id (empty: never)"
+    )
     web_url: str = Field("", description="demo: base URL of the web process; empty: http://127.0.0.1:<HTTP_PORT>")
 
     @field_validator("database_url")

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from typing import Any, overload
 
 from asyncmy.cursors import DictCursor
-from asyncmy.errors import DataError, IntegrityError, MySQLError
 
 from app import topics
 from app.envelope import GiteaEnvelope
 from app.events import Event, Log, LogBatch
 from app.settings import Settings
 from db import fold_store
+from db.errors import HeldError, Suspects, describe, refused_by_data, transient
+from streams import StreamsError
 from streams import decode as decoding
 from streams.handlers import Context, handle
 from streams.intake import InputRecord, Intake
@@ -32,19 +33,6 @@ from streams.route import Source, scoped_id, source_order
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-# Server errors that a record's own values cause (the same record fails the same way every time), whatever
-# class the driver gives them: asyncmy raises some as OperationalError (e.g. 1292 for a TIMESTAMP out of
-# range), which would otherwise be retried forever as database trouble and jam the partition.
-DATA_ERRNOS = frozenset({
-    1048, 1062, 1216, 1217, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140, 3819, 4025,
-})  # fmt: skip
-
-
-def refused_by_data(exc: BaseException) -> bool:
-    """Whether the server refused the change because of the values written (not a transient failure)."""
-    if isinstance(exc, IntegrityError | DataError):
-        return True
-    return isinstance(exc, MySQLError) and bool(exc.args) and exc.args[0] in DATA_ERRNOS
 
 
 # The row an event creates (table, field naming its id): the events parked for that row wait for this event,
@@ -64,6 +52,10 @@ def creates(item: Event | GiteaEnvelope, wait: tuple[str, str]) -> bool:
     return table == wait[0] and str(getattr(item, field_name, None) or item.id) == wait[1]
 
 
+class FaultInjectedError(StreamsError):
+    """Raised for the event AIWORKER_FAULT_EVENT_ID names: a test's stand-in for any error a handler may raise."""
+
+
 class Fold:
     """Folds batches of records into the database; see the module docstring."""
 
@@ -74,49 +66,76 @@ class Fold:
         self.consumer = settings.worker_id
         self.dlq_topic = settings.topic(topics.DLQ)
         self._short = {settings.topic(name): name for name in topics.ALL_TOPICS}
+        self.suspects = Suspects()
+        self.fault_event_id = settings.fault_event_id
 
     def decode(self, source: Source) -> decoding.Decoded:
         return self.intake.decode(source)
 
     async def apply_batch(self, records: Sequence[InputRecord]) -> FoldStats:
-        """Fold the batch in one transaction; on a data error, record by record. DB trouble raises."""
+        """Fold the batch in one transaction; on any failure but trouble, record by record (db/errors.py):
+        a record that fails alone goes to the dlq, or, when the failure is the code's, HeldError holds the
+        partition. Trouble (database, broker) raises for the caller to retry."""
         try:
-            return await self._transaction(records)
-        except MySQLError as exc:
-            if not refused_by_data(exc):
+            stats = await self._transaction(records)
+        except Exception as exc:
+            if transient(exc):
                 raise
-            log.warning("batch of %d hit %r; folding it record by record", len(records), exc)
+            log.warning("batch of %d hit %s; folding it record by record", len(records), describe(exc))
+        else:
+            self._evidence(stats)
+            return stats
         stats = FoldStats()
         for record in records:
             stats.add(await self._record_alone(record))
         return stats
 
+    def _evidence(self, stats: FoldStats) -> None:
+        """A record the code handled (not one skipped as replayed or as a duplicate) ends a run of suspects."""
+        if stats.applied or stats.unchanged or stats.refused or stats.parked or stats.logs or stats.ignored:
+            self.suspects.applied()
+
+    def _blame(self, exc: Exception, where: str) -> str:
+        """The dlq reason of a record (or woken event) that failed alone, or HeldError when the failure is the code's."""
+        if transient(exc):
+            raise exc
+        if refused_by_data(exc):
+            log.error("%s refused by the database: %s; it goes to the dlq", where, describe(exc))
+            return f"database refused the change: {describe(exc)}: {exc.args[-1]}"  # the server's words on the values
+        if self.suspects.failed(exc):
+            raise HeldError(
+                f"{where}: {describe(exc)}, the {self.suspects.run}th record in a row to fail this way: the code fails, "
+                "not the record; the partition is held (fix and redeploy, nothing is skipped)"
+            ) from exc
+        log.error("%s failed: %s; it goes to the dlq", where, describe(exc), exc_info=exc)
+        return f"the fold failed on this record: {describe(exc)}"
+
     async def _record_alone(self, record: InputRecord) -> FoldStats:
-        """One record in its own transaction. The database may refuse an event the record wakes (parked
-        earlier, waiting for a row the record creates) rather than the record itself: then the record is
-        folded without waking them, and they are folded one by one after it, each refused on its own.
-        Blaming the record would dead-letter a good event, keep the bad one parked, and refuse every
-        later creator of that row in turn."""
+        """One record in its own transaction. The failure may be an event the record wakes (parked earlier,
+        waiting for a row the record creates) rather than the record itself: then the record is folded without
+        waking them, and they are folded one by one after it, each blamed on its own. Blaming the record would
+        dead-letter a good event, keep the bad one parked, and refuse every later creator of that row in turn."""
         try:
-            return await self._transaction([record])
-        except MySQLError as exc:
-            if not refused_by_data(exc):
+            stats = await self._transaction([record])
+        except Exception as exc:
+            if transient(exc):
                 raise
+        else:
+            self._evidence(stats)
+            return stats
         created: list[tuple[str, str]] = []
         try:
             stats = await self._transaction([record], wake=False, created=created)
-        except MySQLError as exc:
-            if not refused_by_data(exc):
-                raise
-            where = f"{record.topic}/{record.partition}@{record.offset}"
-            log.error("record %s refused by the database: %r; it goes to the dlq", where, exc)
-            return await self._transaction([record], refuse=f"database refused the change: {exc.args[-1]}", poison=True)
+        except Exception as exc:  # noqa: BLE001 - _blame: trouble re-raised, else the dlq or a hold
+            reason = self._blame(exc, f"record {record.topic}/{record.partition}@{record.offset}")
+            return await self._transaction([record], refuse=reason, poison=True)
+        self._evidence(stats)
         stats.add(await self._wake_one_by_one(created))
         return stats
 
     async def _wake_one_by_one(self, rows: list[tuple[str, str]]) -> FoldStats:
-        """Fold the events parked for these rows one per transaction, oldest first; those the database
-        refuses go to the dlq, the others apply (and the rows they create wake their waiters likewise)."""
+        """Fold the events parked for these rows one per transaction, oldest first; those that fail go to the dlq
+        (as `_blame` says), the others apply (and the rows they create wake their waiters likewise)."""
         stats = FoldStats()
         queue = list(rows)
         while queue:
@@ -125,12 +144,12 @@ class Fold:
                 created: list[tuple[str, str]] = []
                 try:
                     taken = await self._transaction([], wake=False, created=created, woken=wait)
-                except MySQLError as exc:
-                    if not refused_by_data(exc):
-                        raise
-                    reason = f"database refused the change: {exc.args[-1]}"
-                    log.error("event parked for %s %s refused by the database: %r; it goes to the dlq", *wait, exc)
+                except Exception as exc:  # noqa: BLE001 - _blame: trouble re-raised, else the dlq or a hold
+                    reason = self._blame(exc, "event parked for {} {}".format(*wait))
                     taken = await self._transaction([], refuse=reason, woken=wait, poison=True)
+                else:
+                    if taken is not None:
+                        self._evidence(taken)
                 if taken is None:
                     break
                 stats.add(taken)
@@ -249,6 +268,8 @@ class Fold:
             await parking.park(work, wait, f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}")
             stats.parked += 1
             return "parked"
+        if self.fault_event_id and item.id == self.fault_event_id:
+            raise FaultInjectedError(f"AIWORKER_FAULT_EVENT_ID names event {item.id} (a test's fault)")
         result = await handle(ctx_of[source.topic], item, source.scope)
         if result.parked is not None:
             await parking.park(work, result.parked, f"{result.parked[0]} {result.parked[1]} does not exist yet")

@@ -9,9 +9,10 @@ committed since. A partition whose consumer has had no fetch answer yet has no l
 
 Progress: a stage progresses when it commits a batch, or has no lag. /healthz fails when a stage has lag and
 made no progress for AIWORKER_WORKER_STALL_SECONDS: a batch retrying database trouble commits nothing, so it
-counts as no progress. /readyz fails while the worker owns no partition of either stage, or the database does
-not answer. The outbox, parked and agent gauges are sampled on the same timer (cheap indexed reads,
-db/observe.py); they describe the whole database, so every worker reports the same values (use max()).
+counts as no progress. It fails as well while a loop is held (db/errors.py `Health`: a failure that hits
+every record alike; the check says since when and why). /readyz fails while the worker owns no partition of
+either stage, or the database does not answer. The outbox, parked and agent gauges are sampled on the same
+timer (cheap indexed reads, db/observe.py); they describe the whole database, so every worker reports the same values (use max()).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from prometheus_client.registry import Collector
 from app.observe import Verdict
 from app.settings import Settings
 from db import observe as sql
+from db.errors import Health
 from db.pool import describe_error, ping
 from streams.intake import InputRecord
 from streams.outcomes import DLQ_REASONS, FoldStats
@@ -62,8 +64,9 @@ class Sample:
 class FoldMonitor:
     """The worker's registry, its counters, the sampled gauges and the health verdicts; see the module docstring."""
 
-    def __init__(self, settings: Settings, stages: dict[str, str]) -> None:
+    def __init__(self, settings: Settings, stages: dict[str, str], loops: Health | None = None) -> None:
         self.settings = settings
+        self.loops = loops or Health()
         self.stages = {name: Stage(consumer) for name, consumer in stages.items()}
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
@@ -172,6 +175,10 @@ class FoldMonitor:
                 checks[name] = f"stalled: {lag} record(s) of lag and no batch committed for {idle:.0f}s (limit {limit:.0f}s)"
             else:
                 checks[name] = f"ok ({lag} record(s) of lag)"
+        for loop, hold in sorted(self.loops.held().items()):
+            healthy = False
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hold.since))
+            checks[f"held: {loop}"] = f"held since {since} ({time.time() - hold.since:.0f}s): {hold.reason}"
         return healthy, checks
 
     async def readiness(self, pool: Any) -> Verdict:

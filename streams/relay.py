@@ -7,7 +7,8 @@ CloudEvent ids (at least once, duplicates recognisable by id).
 A row the broker can never take (too large for it, an invalid topic: errors that no retry cures) must
 not hold up every row behind it: it is replaced, in place, by a small dlq note naming the outbox row,
 its event id, topic, size and the error (logged at ERROR), and the rows published beside it are marked.
-Trouble that a retry may cure (broker down, timeouts) publishes nothing new and is retried with backoff.
+Trouble that a retry may cure (broker down, timeouts) publishes nothing new and is retried with backoff; any
+other failure holds the relay (db/errors.py: unhealthy, retried with backoff), and nothing ends it but `stopping`.
 
 Transitions are CloudEvents in the Kafka protocol binding's structured mode, which requires the record header
 `content-type: application/cloudevents+json; charset=UTF-8` (consumers that detect the mode from the headers
@@ -28,16 +29,15 @@ from typing import Any
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
-    KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     RecordTooLargeError,
     UnsupportedForMessageFormatError,
 )
-from asyncmy.errors import MySQLError
 
 from db import outbox
-from db.pool import describe_error, parse_database_url
+from db.errors import Backoff, Health
+from db.pool import parse_database_url
 
 log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
@@ -70,8 +70,9 @@ def unpublishable_note(row: dict[str, Any], error: BaseException) -> bytes:
 
 class OutboxRelay:
     def __init__(
-        self, pool: Any, send: Publish, *, database_url: str, batch_size: int, dlq_topic: str, prune_after_seconds: int = 3600
-    ):
+        self, pool: Any, send: Publish, *, database_url: str, batch_size: int, dlq_topic: str, prune_after_seconds: int = 3600,
+        health: Health | None = None,
+    ):  # fmt: skip
         self.pool = pool
         self.dlq_topic = dlq_topic
         self.send = send
@@ -82,6 +83,7 @@ class OutboxRelay:
         self.published = 0
         self.unpublishable = 0
         """Rows replaced by a dlq note because the broker cannot take them."""
+        self.health = health or Health()
 
     async def publish_once(self, conn: Any) -> int:
         """Publish one batch of unpublished rows and mark them; the number published."""
@@ -117,28 +119,29 @@ class OutboxRelay:
 
     async def run(self, stopping: asyncio.Event, poll_seconds: float = 0.5) -> None:
         """Until `stopping`: hold the relay lock (or wait for it), publish, prune now and then."""
-        backoff = 0.5
+        backoff = Backoff(0.5)
         while not stopping.is_set():
             try:
                 async with self.pool.acquire() as conn:
                     if not await outbox.acquire_lock(conn, self.lock_name):
+                        self.health.ok("outbox relay")
                         await self._sleep(stopping, 2.0)
                         continue
                     log.info("outbox relay: this worker publishes")
                     rounds = 0
                     while not stopping.is_set():
                         count = await self.publish_once(conn)
-                        backoff = 0.5
+                        self.health.ok("outbox relay")
+                        backoff.reset()
                         rounds += 1
                         if rounds % 600 == 0:
                             await outbox.prune(conn, self.prune_after_seconds)
                         if count < self.batch_size:
                             self.wake.clear()
                             await self._sleep(stopping, poll_seconds, self.wake)
-            except (MySQLError, KafkaError, OSError, ConnectionError) as exc:
-                log.warning("outbox relay: %s; retrying in %.1fs", describe_error(exc), backoff)
-                await self._sleep(stopping, backoff)
-                backoff = min(backoff * 2, 10.0)
+            except Exception as exc:  # noqa: BLE001 - db/errors.py: trouble or a hold, retried either way
+                self.health.failed("outbox relay", exc, backoff.next)
+                await backoff.sleep(stopping)
 
     @staticmethod
     async def _sleep(stopping: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:

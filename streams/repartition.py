@@ -7,11 +7,16 @@ fresh records framed with their source position (streams/route.py) and wait for 
 acknowledgements, then advance the positions and commit. A crash after producing and before the
 commit produces those records again: the fold drops the copies (event ids, log positions, dlq ids
 derived from the source position), so this stage needs no Kafka transactions.
+
+A record the router cannot read its keys from (its values break `routed_keys`: db/errors.py calls that the
+record's property) goes to the dlq straight from here, with the reason and its position, and its batch-mates are
+routed; a failure that hits every record alike holds the router instead (HeldError, `Suspects`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,9 +25,12 @@ from asyncmy.cursors import DictCursor
 from app import topics
 from app.settings import Settings
 from db import fold_store
+from db.errors import HeldError, Suspects, describe
+from streams.decode import dlq_row
 from streams.intake import InputRecord
 from streams.route import Source, decoded, frame, routed_keys, source_order
 
+log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 
 
@@ -37,6 +45,8 @@ class Router:
         self.send = send
         self.consumer = router_group(settings)
         self.target = settings.topic(topics.FOLD_TASKS)
+        self.dlq_topic = settings.topic(topics.DLQ)
+        self.suspects = Suspects()
         self._short = {settings.topic(name): name for name in topics.INPUT_TOPICS}
         self.routed = 0
 
@@ -52,10 +62,9 @@ class Router:
                     questions = await self._question_tasks(cur, sources)
                     acks = []
                     for source in source_order(sources, lambda s: s):
-                        r = source
-                        for key, scope in routed_keys(self._short.get(r.topic, ""), source, questions):
-                            acks.append(await self.send(self.target, key, frame(source, scope)))
-                        positions[(r.topic, r.partition)] = r.offset + 1
+                        for topic, key, value in self._routed(source, questions):
+                            acks.append(await self.send(topic, key, value))
+                        positions[(source.topic, source.partition)] = source.offset + 1
                     await asyncio.gather(*acks)
                     await fold_store.save_positions(cur, self.consumer, positions)
                 await conn.commit()
@@ -65,6 +74,20 @@ class Router:
         self.routed += len(fresh)
         return len(fresh)
 
+    def _routed(self, source: Source, questions: dict[str, str]) -> list[tuple[str, bytes | None, bytes]]:
+        """(topic, key, value) of what the router sends for `source`: its frames, or its dlq record."""
+        try:
+            keys = routed_keys(self._short.get(source.topic, ""), source, questions)
+        except Exception as exc:  # the record's values broke the reading of its keys: see the module docstring
+            where = f"record {source.topic}/{source.partition}@{source.offset}"
+            if self.suspects.failed(exc):
+                raise HeldError(f"router: {where}: {describe(exc)}, the {self.suspects.run}th in a row: the code fails") from exc
+            log.error("router: %s cannot be routed (%s); it goes to the dlq", where, describe(exc), exc_info=exc)
+            _id, topic, key, value = dlq_row(source, f"the router cannot read this record: {describe(exc)}", self.dlq_topic)
+            return [(topic, key.encode() if source.key is not None else None, value)]
+        self.suspects.applied()
+        return [(self.target, key, frame(source, scope)) for key, scope in keys]
+
     async def _question_tasks(self, cur: Any, sources: Sequence[Source]) -> dict[str, str]:
         """question id -> task id for the answers of the batch that do not name their task."""
         asked: dict[str, str] = {}
@@ -72,7 +95,10 @@ class Router:
         for source in sources:
             if b"task.question_" not in source.value:
                 continue
-            data = decoded(source)
+            try:
+                data = decoded(source)
+            except RecursionError:  # nested past what the decoder takes: `_routed` sends it to the dlq
+                continue
             if data is None:
                 continue
             if data.get("type") == "task.question_asked" and data.get("task_id"):

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from app import topics
 from app.settings import Settings
+from db.errors import until_done
 from streams.intake import InputRecord
 from streams.repartition import router_group
 
@@ -41,11 +42,14 @@ async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -
         session_timeout_ms=int(settings.kafka_session_timeout * 1000),
         heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
     )
-    await consumer.start()
+    await until_done("router consumer", consumer.start, runtime.health)
     runtime.monitor.attach("route", lambda: {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment()})
     try:
         while not runtime.stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=int(settings.worker_batch_seconds * 1000) or 1)
+            batch = await until_done(
+                "router fetch", lambda: consumer.getmany(timeout_ms=int(settings.worker_batch_seconds * 1000) or 1),
+                runtime.health, stopping=runtime.stopping,
+            )  # fmt: skip
             records = [
                 InputRecord(r.topic, r.partition, r.offset, r.key, r.value, float(r.timestamp or 0) / 1000.0)
                 for messages in batch.values()

@@ -4,7 +4,8 @@ One worker sweeps at a time (a named server lock, like the outbox relay). Each a
 through its machine (`agent.mark_offline`) in a transaction that locks its row, so a heartbeat folded
 meanwhile wins; the transition's id derives from the heartbeat the sweeper saw, so a second sweep, or
 a second worker, cannot emit it twice. The sweeper also sends events parked longer than
-AIWORKER_PARK_SECONDS to the dlq: the row they wait for never came.
+AIWORKER_PARK_SECONDS to the dlq: the row they wait for never came. A failing sweep is trouble or a hold
+(db/errors.py), retried; nothing ends the sweeper but `stopping`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asyncmy.cursors import DictCursor
-from asyncmy.errors import MySQLError
 
 from app import topics
 from app.settings import Settings
 from db import outbox
 from db import parking as parked_sql
-from db.pool import describe_error, parse_database_url
+from db.errors import Backoff, Health
+from db.pool import parse_database_url
 from streams import decode
 from streams.handlers.common import Context, emit
 from streams.machines import Changed, naive_utc
@@ -35,8 +36,9 @@ SOURCE = "aiworker-events/sweeper"
 
 
 class Sweeper:
-    def __init__(self, pool: Any, settings: Settings) -> None:
+    def __init__(self, pool: Any, settings: Settings, health: Health | None = None) -> None:
         self.pool = pool
+        self.health = health or Health()
         self.settings = settings
         self.lock_name = f"aiworker_sweeper:{parse_database_url(settings.database_url.get_secret_value()).database}"[:64]
         self.offline = 0
@@ -92,20 +94,24 @@ class Sweeper:
     async def run(self, stopping: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Until `stopping`: hold the sweeper lock (or wait for it) and sweep every few seconds."""
         interval = max(1.0, min(10.0, self.settings.agent_offline_seconds / 6))
+        backoff = Backoff(interval, interval * 4)
         while not stopping.is_set():
             try:
                 async with self.pool.acquire() as conn:
                     if not await outbox.acquire_lock(conn, self.lock_name):
+                        self.health.ok("sweeper")
                         await _sleep(stopping, interval * 2)
                         continue
                     log.info("sweeper: this worker marks stale agents offline")
                     while not stopping.is_set():
                         if await self.sweep_once() and wake is not None:
                             wake.set()
+                        self.health.ok("sweeper")
+                        backoff.reset()
                         await _sleep(stopping, interval)
-            except (MySQLError, OSError, ConnectionError) as exc:
-                log.warning("sweeper: %s; retrying in %.1fs", describe_error(exc), interval)
-                await _sleep(stopping, interval)
+            except Exception as exc:  # noqa: BLE001 - db/errors.py: trouble or a hold, retried either way
+                self.health.failed("sweeper", exc, backoff.next)
+                await backoff.sleep(stopping)
 
 
 async def _sleep(stopping: asyncio.Event, seconds: float) -> None:

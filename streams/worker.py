@@ -5,15 +5,16 @@ Two stages (see streams/route.py): `route` reads the three input topics and re-k
 after routing); `fold` (the Faust agent) reads `fold.tasks` and, beside it, agent.events (its agents' own
 events and logs need no re-keying: `route.direct_part`), and folds batches into MySQL, taking batches
 without acknowledging (`noack_take`) and acknowledging only after their transaction committed;
-database and broker trouble is retried with backoff, so a partition waits and never skips. During
-shutdown a failing batch is abandoned unacknowledged (it is redelivered to the next owner).
+every loop follows one error policy (db/errors.py): trouble is retried with backoff, so a partition waits and
+never skips; a record that fails goes to the dlq; a failure that hits every record alike holds the partition and
+makes the worker unhealthy (`FoldRuntime.health`, read by /healthz); no exception ends an agent or a task.
+During shutdown a failing batch is abandoned unacknowledged (it is redelivered to the next owner).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,12 +22,12 @@ from typing import Any, TypeVar
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from asyncmy.errors import MySQLError
 
 from app import topics
 from app.observe import Probes, Verdict
 from app.settings import Settings
-from db.pool import create_pool, describe_error
+from db.errors import Health, until_done
+from db.pool import create_pool
 from streams import faust_transport
 from streams.batches import by_bytes
 from streams.fold import Fold
@@ -60,17 +61,13 @@ class FoldRuntime:
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.monitor = FoldMonitor(settings, {"fold": settings.worker_id, "route": router_group(settings)})
+        self.health = Health()
+        """Which loops are held (the code fails on every record) or waiting out trouble, since when: for /healthz."""
+        self.monitor = FoldMonitor(settings, {"fold": settings.worker_id, "route": router_group(settings)}, self.health)
 
     async def start(self) -> None:
-        backoff = 0.5
-        while self.pool is None:
-            try:
-                self.pool = await create_pool(self.settings.database_url.get_secret_value(), minsize=1, maxsize=8)
-            except (MySQLError, OSError) as exc:
-                log.warning("database unreachable (%s); retrying in %.1fs", describe_error(exc), backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        url = self.settings.database_url.get_secret_value()
+        self.pool = await until_done("database pool", lambda: create_pool(url, minsize=1, maxsize=8), self.health)
         self.fold = Fold(self.pool, self.settings, direct=True)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
@@ -96,8 +93,9 @@ class FoldRuntime:
             database_url=self.settings.database_url.get_secret_value(),
             batch_size=self.settings.outbox_batch_size,
             dlq_topic=self.settings.topic(topics.DLQ),
+            health=self.health,
         )
-        self.sweeper = Sweeper(self.pool, self.settings)
+        self.sweeper = Sweeper(self.pool, self.settings, self.health)
         sweeper, relay = self.sweeper, self.relay
         self.monitor.count_dlq("parked_expired", lambda: sweeper.expired)
         self.monitor.count_dlq("unpublishable", lambda: relay.unpublishable)
@@ -111,27 +109,21 @@ class FoldRuntime:
             self.pool.close()
             await self.pool.wait_closed()
 
-    async def _until_done(self, stage: str, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """`attempt` until it succeeds; database and broker trouble waits with backoff (never skips)."""
-        backoff = 0.2
-        while True:
-            try:
-                return await attempt()
-            except (MySQLError, KafkaError, OSError, ConnectionError) as exc:
-                if self.stopping.is_set():
-                    raise asyncio.CancelledError(f"{what} abandoned at shutdown (not acknowledged)") from exc
-                if not isinstance(exc, KafkaError):
-                    self.monitor.retried(stage)
-                log.warning("%s failed (%s); retrying in %.1fs", what, describe_error(exc), backoff)
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 10.0)
+    async def _until_done(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt` until it succeeds (db/errors.py: trouble waits, a hold waits unhealthy; nothing skips)."""
+
+        def retried(exc: BaseException) -> None:
+            if not isinstance(exc, KafkaError):
+                self.monitor.retried(stage)
+
+        return await until_done(stage, attempt, self.health, stopping=self.stopping, on_failure=retried)
 
     async def route_until_done(self, records: list[InputRecord]) -> int:
         await self.ready.wait()
         router = self.router
         assert router is not None
         started = time.monotonic()
-        routed = await self._until_done("route", f"routing {len(records)} records", lambda: router.route_batch(records))
+        routed = await self._until_done("route", lambda: router.route_batch(records))
         self.monitor.batch_done("route", records, time.monotonic() - started)
         return routed
 
@@ -141,7 +133,7 @@ class FoldRuntime:
         fold, relay = self.fold, self.relay
         assert fold is not None and relay is not None
         started = time.monotonic()
-        stats = await self._until_done("fold", f"fold of {len(records)} records", lambda: fold.apply_batch(records))
+        stats = await self._until_done("fold", lambda: fold.apply_batch(records))
         self.monitor.batch_done("fold", records, time.monotonic() - started, stats)
         relay.wake.set()
         return stats

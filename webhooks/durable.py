@@ -7,7 +7,9 @@ restart of the process, with what the previous one left).
 The drain never spins and never stops: a round that makes no progress (the broker does not answer, or the
 spool's disk fails) waits with exponential backoff up to DRAIN_BACKOFF_MAX, counted by cause in
 `aiworker_spool_drain_failures_total` and logged. A record the broker refuses for good (too large, invalid)
-goes to the dlq with its reason (webhooks/dead_letter.py) instead of blocking every record behind it.
+goes to the dlq with its reason (webhooks/dead_letter.py) instead of blocking every record behind it. This is
+the error policy of every retrying loop (db/errors.py): any other failure of a round (cause `error`) waits the
+same way and is reported in `DurableSink.health` as a hold; no exception ends the drain.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import time
 from typing import Literal
 
+from db.errors import Health
 from webhooks import WebhooksError, dead_letter
 from webhooks.metrics import Metrics
 from webhooks.publisher import KafkaPublisher, OutRecord, PublishError
@@ -50,6 +53,7 @@ class DurableSink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._strikes = 0  # drain rounds in a row whose first failing record the broker refused without naming why
+        self.health = Health()
 
     async def start(self) -> None:
         if self.spool.enabled:
@@ -120,7 +124,11 @@ class DurableSink:
             except SpoolError as exc:  # the spool's disk: the records stay where they are, the drain waits
                 cause = "spool"
                 log.error("spool drain: %s; retrying in %.1fs", exc, backoff)
+            except Exception as exc:  # noqa: BLE001 - db/errors.py: anything else is a hold, retried the same way
+                cause = "error"
+                self.health.failed("spool drain", exc, backoff)
             if cause is None:
+                self.health.ok("spool drain")
                 backoff = 0.2
                 continue
             self.metrics.drain_failures.labels(cause).inc()

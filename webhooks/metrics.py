@@ -60,7 +60,8 @@ class Metrics:
         )
         self.drain_failures = Counter(
             "aiworker_spool_drain_failures", "spool drain rounds that made no progress and backed off, by cause "
-            "(broker: it does not answer; spool: the spool's disk failed)", ["cause"], registry=self.registry,
+            "(broker: it does not answer; spool: the spool's disk failed; "
+            "error: anything else, db/errors.py)", ["cause"], registry=self.registry,
         )  # fmt: skip
         self.dead_lettered = Counter(
             "aiworker_spool_dead_lettered_records", "spooled records the broker refused for good, sent to the dlq",

@@ -16,7 +16,8 @@ from asyncmy.errors import OperationalError
 
 from app import topics
 from app.settings import Settings
-from streams.fold import Fold, refused_by_data
+from db.errors import refused_by_data
+from streams.fold import Fold
 from tests.harness import fetch_all
 from tests.integration.test_fold_engine import T0, Feed, agent_registered, project_upserted, task_created
 
