@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 Id = Annotated[str, Field(min_length=1, max_length=191)]
 EntityId = Annotated[str, Field(min_length=1, max_length=36)]
 Text = Annotated[str, Field(max_length=1_000_000)]
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only RFC 3339 text (or a datetime, from code): pydantic alone also takes 0, "0" or "1700000000" as POSIX
+    seconds, which the contract (and schemas/) do not allow and which would fold as 1970."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339_START.match(value)):
+        return value
+    raise ValueError("time is RFC 3339 text with its offset (2026-11-22T10:00:00Z), not a number")
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+
+def _names_or_short_id(field: str) -> dict[str, Any]:
+    """JSON Schema of a model validator: `field` is given, or the event id (its default) fits in 36 characters."""
+    return {"anyOf": [{"required": [field], "properties": {field: {"type": "string"}}},
+                      {"properties": {"id": {"maxLength": 36}}}]}  # fmt: skip
 
 
 class Event(BaseModel):
@@ -19,7 +38,7 @@ class Event(BaseModel):
 
     id: Id
     type: str
-    time: AwareDatetime
+    time: Time
 
     @property
     def source(self) -> Literal["agent", "control"]:
@@ -130,6 +149,8 @@ class ProjectUpserted(Event):
 class TaskCreated(Event):
     """`task_id` names the new task; when absent, the event id is the task id."""
 
+    model_config = ConfigDict(json_schema_extra=_names_or_short_id("task_id"))
+
     type: Literal["task.created"]
     task_id: EntityId | None = None
     project_id: EntityId
@@ -181,6 +202,8 @@ class TaskCancelled(Event):
 class TaskGroupCreated(Event):
     """`task_group_id` names the new group; when absent, the event id is the group id."""
 
+    model_config = ConfigDict(json_schema_extra=_names_or_short_id("task_group_id"))
+
     type: Literal["task_group.created"]
     task_group_id: EntityId | None = None
     project_id: EntityId
@@ -202,6 +225,12 @@ class TaskGroupCreated(Event):
 
 
 class DeploymentEvent(Event):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [  # a preview's deployment.requested names its task
+        {"properties": {"environment": {"enum": ["staging", "production"]}}},
+        {"properties": {"type": {"not": {"const": "deployment.requested"}}}},
+        {"required": ["task_id"], "properties": {"task_id": {"type": "string"}}},
+    ]})  # fmt: skip
+
     type: Literal[
         "deployment.requested", "deployment.started", "deployment.succeeded", "deployment.failed",
         "deployment.rolled_back",
