@@ -17,6 +17,7 @@ Schema = dict[str, Any]
 REF = "#/components/schemas/{model}"
 PROBLEM = "application/problem+json"
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]{0,99}$"
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$"
 
 
 def _ref(name: str) -> Schema:
@@ -74,23 +75,30 @@ COMMON = {
     "400": _problem("the body cannot be read or decoded (framing, Content-Encoding, not JSON, not UTF-8)"),
     "413": _problem("the body is over AIWORKER_MAX_BODY_BYTES (checked from Content-Length before reading)"),
     "415": _problem("the Content-Type is not one this route takes"),
+    "417": _problem("an Expect header other than 100-continue"),
     "503": _problem("the request cannot be made durable now (broker down and spool full or off); retry", headers=RETRY_AFTER),
 }
 
 
-def _gitea_post(summary: str, parameters: list[Schema], extra: dict[str, Schema]) -> Schema:
+PROJECT_ID = {
+    "name": "project_id", "in": "path", "required": True, "description": "the project's id",
+    "schema": {"type": "string", "pattern": PROJECT_ID_PATTERN},
+}  # fmt: skip
+
+
+def _gitea_post(summary: str, extra: dict[str, Schema]) -> Schema:
     headers: list[Schema] = [
         {"name": "X-Gitea-Event-Type", "in": "header", "required": True, "description": "the exact event type "
          "(older Gitea: X-Gitea-Event)", "schema": {"type": "string", "pattern": EVENT_TYPE_PATTERN}},
         {"name": "X-Gitea-Event", "in": "header", "required": False, "description": "the event's group (kept: its first 100 "
          "characters)", "schema": {"type": "string"}},
-        {"name": "X-Gitea-Delivery", "in": "header", "required": False, "description": "the delivery's UUID (kept: its first 191 "
-         "characters)", "schema": {"type": "string"}},
+        {"name": "X-Gitea-Delivery", "in": "header", "required": False, "description": "the delivery's UUID",
+         "schema": {"type": "string", "maxLength": 191}},
     ]  # fmt: skip
     return {
         "summary": summary,
         "description": "Every Gitea event type, JSON or form bodies.",
-        "parameters": parameters + headers,
+        "parameters": headers,
         "security": [{"giteaSignature": []}, {"hubSignature": []}, {}],
         "requestBody": {
             "required": True,
@@ -150,18 +158,31 @@ def document() -> Schema:
             "403": _problem("an agent token sent events that are not its own agent events", "ItemsProblem"),
             "413": COMMON["413"],
             "415": COMMON["415"],
+            "417": COMMON["417"],
             "422": _problem("invalid events: every problem with its item index and field; nothing was accepted", "ItemsProblem"),
             "503": COMMON["503"],
         },
     }
     paths: Schema = {
         "/events": {"post": events_post},
+        "/webhooks/gitea/{project_id}": {
+            "parameters": [PROJECT_ID],
+            "post": _gitea_post(
+                "A Gitea delivery on a project's own hook: signed with that project's secret (with rotation), checked "
+                "before the body is parsed; the payload's repository must be the project's",
+                {
+                    "401": _problem("the signature is missing or does not hold, or no such project takes deliveries"),
+                    "403": _problem("the payload's repository is not the project's"),
+                    "404": _problem("the URL names no project id"),
+                },
+            ),
+            "get": _gitea_get(),
+        },
         "/webhooks/gitea": {
             "post": _gitea_post(
-                "A Gitea delivery on the shared (organisation or system) hook: signed with AIWORKER_GITEA_SECRET, "
-                "or the repository's project secret",
-                [],
-                {},
+                "A Gitea delivery on the shared (organisation or system) hook: signed with AIWORKER_GITEA_SECRET only; "
+                "the project is found by the repository",
+                {"409": _problem("the repository matches more than one project")},
             ),
             "get": _gitea_get(),
         },

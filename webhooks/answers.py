@@ -52,6 +52,7 @@ class GiteaAccepted(BaseModel):
 
     delivery_id: str = Field(description="X-Gitea-Delivery, else a UUIDv5 of the event type and payload")
     event_type: str = Field(description="the exact event type (X-Gitea-Event-Type)")
+    project_id: str | None = Field(description="the project verified at the door (None: the repository has none)")
     durable: Durable
 
 
