@@ -2,19 +2,21 @@
 
 The web serves them in its own application (webhooks/health.py); the worker and k8s-watch, which have no
 HTTP API, serve them from `Probes.serve`: a small aiohttp runner on their own port. Each process has its own
-CollectorRegistry (never prometheus_client's global one), and `aiworker_ready` is the last /readyz verdict
-(1 ready, 0 not), which the kubelet asks for every few seconds: the alert on a process that is not ready
-reads it.
+CollectorRegistry (never prometheus_client's global one). `aiworker_ready` is the last readiness verdict (1 ready,
+0 not; absent before the first): of /readyz, which the kubelet asks every few seconds, and in the worker also of
+every 5 s sample. The alert on a process that is not ready reads it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 Verdict = tuple[bool, dict[str, Any]]
@@ -36,8 +38,26 @@ def gitea_type_label(event_type: str) -> str:
     return event_type if event_type in GITEA_TYPES else "other"
 
 
-def ready_gauge(registry: CollectorRegistry) -> Gauge:
-    return Gauge("aiworker_ready", "the last /readyz verdict of this process: 1 ready, 0 not ready", registry=registry)
+class ReadyVerdict(Collector):
+    """`aiworker_ready`: the last readiness verdict (1 ready, 0 not); absent until there is one, so that a process
+    nobody asked yet is not reported as unready."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.value: float | None = None
+        registry.register(self)
+
+    def set(self, ready: bool) -> None:
+        self.value = 1.0 if ready else 0.0
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.value is not None:
+            yield GaugeMetricFamily(
+                "aiworker_ready", "the last /readyz verdict of this process: 1 ready, 0 not", value=self.value
+            )
+
+
+def ready_gauge(registry: CollectorRegistry) -> ReadyVerdict:
+    return ReadyVerdict(registry)
 
 
 def metrics_response(registry: CollectorRegistry) -> web.Response:
@@ -66,7 +86,7 @@ class Probes:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         ready, checks = await self.readyz()
-        self.ready.set(1 if ready else 0)
+        self.ready.set(ready)
         return web.json_response({"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:

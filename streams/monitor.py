@@ -155,11 +155,13 @@ class FoldMonitor:
             if not any(stage.lag.values()):
                 stage.progressed = now
 
-    async def run(self, pool: Callable[[], Any], stopping: asyncio.Event) -> None:
-        """Sample every SAMPLE_SECONDS until `stopping` (`pool()`: None until the worker has one)."""
+    async def run(self, pool: Callable[[], Any], stopping: asyncio.Event, ready: Callable[[bool], None]) -> None:
+        """Sample every SAMPLE_SECONDS until `stopping` (`pool()`: None until the worker has one); after each sample,
+        `ready(verdict)`: partitions owned and the database answered (what /readyz checks, without asking again)."""
         while not stopping.is_set():
             if pool() is not None:
                 await self.sample_once(pool())
+                ready(any(self.owned().values()) and self.sample_error is None)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), SAMPLE_SECONDS)
 

@@ -183,7 +183,7 @@ async def serve_probes(app: faust.App, runtime: FoldRuntime) -> None:
     probes = Probes(monitor.registry, healthz, readyz)
     runner = await probes.serve(settings.http_host, settings.worker_http_port, "worker")
     try:
-        await monitor.run(lambda: runtime.pool, runtime.stopping)
+        await monitor.run(lambda: runtime.pool, runtime.stopping, probes.ready.set)
     finally:
         if runner is not None:
             await asyncio.shield(runner.cleanup())

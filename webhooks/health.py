@@ -35,9 +35,9 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] += "; Gitea deliveries of repositories whose secret is not cached get 503"
     if not broker and not sink.spool_usable:
         reason = "the broker does not answer and the local spool cannot take events, so nothing can be made durable"
-        request.app[METRICS].ready.set(0)
+        request.app[METRICS].ready.set(False)
         return web.json_response({"status": "unready", "reason": reason, "checks": checks}, status=503)
-    request.app[METRICS].ready.set(1)
+    request.app[METRICS].ready.set(True)
     return web.json_response({"status": "ready", "checks": checks})
 
 
