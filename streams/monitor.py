@@ -87,7 +87,7 @@ class FoldMonitor:
         park = Gauge("aiworker_park_seconds", "AIWORKER_PARK_SECONDS: parked events older go to the dlq", registry=self.registry)
         park.set(settings.park_seconds)
         self.dlq: dict[str, int] = dict.fromkeys(DLQ_REASONS, 0)
-        self.dlq_sources: dict[str, Callable[[], int]] = {}
+        self.dlq_sources: list[tuple[str, Callable[[], int]]] = []
         self.sample: Sample | None = None
         self.sample_error: str | None = "not sampled yet"
         self.registry.register(_Sampled(self))
@@ -98,7 +98,7 @@ class FoldMonitor:
 
     def count_dlq(self, reason: str, read: Callable[[], int]) -> None:
         """dlq records of `reason` that another part counts (the sweeper, the relay), read at every scrape."""
-        self.dlq_sources[reason] = read
+        self.dlq_sources.append((reason, read))
 
     def batch_done(self, stage: str, records: Iterable[InputRecord], seconds: float, stats: FoldStats | None = None) -> None:
         """A batch committed: the stage progressed; its positions, duration and (fold) outcomes are counted."""
@@ -212,7 +212,7 @@ class _Sampled(Collector):
         yield lag
         dlq = CounterMetricFamily("aiworker_dlq_records", "records sent to the dlq, by reason class", labels=["reason"])
         counts = dict(m.dlq)
-        for reason, read in m.dlq_sources.items():
+        for reason, read in m.dlq_sources:
             counts[reason] = counts.get(reason, 0) + read()
         for reason, count in sorted(counts.items()):
             dlq.add_metric([reason], count)

@@ -20,7 +20,8 @@ OUTCOMES = ("applied", "unchanged", "ignored", "refused", "invalid", "duplicate"
 """What the fold did with one event (`aiworker_fold_events_total{outcome}`)."""
 DLQ_REASONS = ("invalid", "refused", "poison", "partial", "parked_expired", "unpublishable")
 """Why a record went to the dlq (`aiworker_dlq_records_total{reason}`): it is no valid event of its topic; its machine
-(or the log rules) refused it; the database refused its values (a poison record); it applied but left a part aside
+(or the log rules) refused it; the database refused its values, or the code failed on them (a poison record, in the
+fold or the router: db/errors.py); it applied but left a part aside
 (a note); it waited for a row longer than PARK_SECONDS (streams/sweeper.py); the broker cannot take an outbox row
 (streams/relay.py replaces it by a note)."""
 K = TypeVar("K")

@@ -49,6 +49,8 @@ class Router:
         self.suspects = Suspects()
         self._short = {settings.topic(name): name for name in topics.INPUT_TOPICS}
         self.routed = 0
+        self.dead_lettered = 0
+        """Records sent to the dlq because their keys could not be read (committed batches only)."""
 
     async def route_batch(self, records: Sequence[InputRecord]) -> int:
         """Route the fresh records of the batch; the number produced. DB and broker trouble raise."""
@@ -61,9 +63,11 @@ class Router:
                     sources = [Source(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in fresh]
                     questions = await self._question_tasks(cur, sources)
                     acks = []
+                    dead = 0
                     for source in source_order(sources, lambda s: s):
                         for topic, key, value in self._routed(source, questions):
                             acks.append(await self.send(topic, key, value))
+                            dead += topic == self.dlq_topic
                         positions[(source.topic, source.partition)] = source.offset + 1
                     await asyncio.gather(*acks)
                     await fold_store.save_positions(cur, self.consumer, positions)
@@ -72,6 +76,7 @@ class Router:
                 await conn.rollback()
                 raise
         self.routed += len(fresh)
+        self.dead_lettered += dead
         return len(fresh)
 
     def _routed(self, source: Source, questions: dict[str, str]) -> list[tuple[str, bytes | None, bytes]]:

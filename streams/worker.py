@@ -99,6 +99,8 @@ class FoldRuntime:
         sweeper, relay = self.sweeper, self.relay
         self.monitor.count_dlq("parked_expired", lambda: sweeper.expired)
         self.monitor.count_dlq("unpublishable", lambda: relay.unpublishable)
+        router = self.router
+        self.monitor.count_dlq("poison", lambda: router.dead_lettered)
         self.ready.set()
 
     async def stop(self) -> None:
