@@ -160,7 +160,7 @@ async def test_probes_and_metrics_follow_the_watches(fake: Any) -> None:
     from aiohttp.test_utils import TestClient
 
     from app.k8s_observe import probes
-    from tests.harness import sample
+    from tests.harness import eventually, sample
 
     api, url = fake
     pods, deps = "/api/v1/namespaces/aiworker-agents/pods", "/apis/apps/v1/namespaces/shop-staging/deployments"
@@ -183,11 +183,13 @@ async def test_probes_and_metrics_follow_the_watches(fake: Any) -> None:
             assert before.status == 503 and "not listed yet" in json.dumps(await before.json())
             stopping = asyncio.Event()
             task = asyncio.create_task(watcher.run(stopping))
-            for _ in range(300):
-                if (await http.get("/readyz")).status == 200 and watcher.collections[0].errors:
-                    break
-                await asyncio.sleep(0.02)
-            assert (await http.get("/readyz")).status == 200
+
+            async def watching_again() -> bool:
+                return bool(watcher.collections[0].errors) and (await http.get("/readyz")).status == 200
+
+            await eventually(watching_again, timeout=30, what="the watch to fail once and watch again")
+            after = await http.get("/readyz")
+            assert after.status == 200, await after.text()
             assert (await http.get("/healthz")).status == 200
             from prometheus_client.parser import text_string_to_metric_families
 
