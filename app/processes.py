@@ -71,5 +71,6 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     check_topics(settings, bootstrap)
     app, _runtime = create_app(settings, bootstrap)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
+    worker.spinner = None  # its terminal spinner writes control codes among the log lines (app/logs.py owns logging)
     worker.execute_from_commandline()
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +25,16 @@ from tests.integration.test_fold_engine import agent_registered, project_upserte
 pytestmark = pytest.mark.integration
 
 
-async def test_worker_serves_probes_and_counts_what_it_folds(settings: Settings, pool: Any, worker: WorkerProcess) -> None:
+@pytest.fixture
+def json_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker logging JSON lines, as the manifests run it."""
+    process = WorkerProcess(settings.model_copy(update={"log_format": "json"}), log_path=tmp_path / "worker.log").start()
+    yield process
+    process.stop()
+
+
+async def test_worker_serves_probes_and_counts_what_it_folds(settings: Settings, pool: Any, json_worker: WorkerProcess) -> None:
+    worker = json_worker
     u = uuid.uuid4().hex[:8]
     project, task, agent, orphan = f"p-o-{u}", f"t-o-{u}", f"a-o-{u}", f"t-missing-{u}"
     control, agents = settings.topic(topics.CONTROL_EVENTS), settings.topic(topics.AGENT_EVENTS)
@@ -68,6 +79,15 @@ async def test_worker_serves_probes_and_counts_what_it_folds(settings: Settings,
         assert sample(got, "aiworker_agents", status=row["status"]) == row["n"]
     assert sample(got, "aiworker_park_seconds") == settings.park_seconds
     assert "aiworker_outbox_oldest_unpublished_seconds" in {name for name, _ in got}
+    lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    (refusal,) = [line for line in lines if line.get("outcome") == "refused"]
+    assert refusal["topic"] == control and "record is not JSON" in refusal["message"]
+    assert isinstance(refusal["partition"], int) and isinstance(refusal["offset"], int)
+    folded = [line["message"] for line in lines if line["message"].startswith("folded ")]
+    assert any("1 invalid" in m and "1 to the dlq (invalid)" in m for m in folded), folded
+    assert not [line for line in lines if line["logger"].startswith(("faust", "mode", "aiokafka", "streams.faust_transport"))
+                and line["level"] == "info"], "Faust's and aiokafka's lines stay at WARNING"  # fmt: skip
 
 
 async def test_health_fails_only_for_lag_without_progress(settings: Settings, pool: Any) -> None:
