@@ -8,12 +8,50 @@ import logging
 
 import uvloop
 from aiohttp import web
+from asyncmy.errors import MySQLError
 
+from app import AiworkerError
 from app.settings import Settings
-from app.topics import TopicError, TopicLimitError, check_topic_limits, ensure_topics
+from app.topics import TopicError, TopicLimitError, check_topic_limits, ensure_topics, topic_message_bytes
+from db.packets import STATEMENT_MARGIN
+from db.pool import connect, max_packet
 
 log = logging.getLogger(__name__)
 GC_GEN0_THRESHOLD = 20_000  # objects; the default 700 means a young collection every few requests
+
+
+class PacketLimitError(AiworkerError):
+    """The database's max_allowed_packet is too small for one event's rows."""
+
+
+def packet_needed(settings: Settings) -> int:
+    """The smallest max_allowed_packet the fold needs: a parked record's value, escaped (up to twice as long)."""
+    return 2 * topic_message_bytes(settings) + STATEMENT_MARGIN
+
+
+async def _server_packet(url: str) -> int:
+    conn = await connect(url)
+    try:
+        async with conn.cursor() as cur:
+            return await max_packet(cur)
+    finally:
+        conn.close()
+
+
+def check_packet(settings: Settings) -> None:
+    """Stop the worker's start-up (PacketLimitError) when the database's max_allowed_packet cannot take the rows of
+    one event of AIWORKER_MAX_EVENT_BYTES; a database that does not answer is only logged (the worker waits)."""
+    try:
+        packet = asyncio.run(_server_packet(settings.database_url.get_secret_value()))
+    except (MySQLError, OSError) as exc:
+        log.warning("max_allowed_packet not checked, the database is unreachable: %s", type(exc).__name__)
+        return
+    if packet < packet_needed(settings):
+        raise PacketLimitError(
+            f"the database's max_allowed_packet is {packet} bytes, below the {packet_needed(settings)} that the rows of "
+            "one event need (2 x (AIWORKER_MAX_EVENT_BYTES + 64 KiB) + 64 KiB); raise max_allowed_packet on the server "
+            "or lower AIWORKER_MAX_EVENT_BYTES"
+        )
 
 
 def check_topics(settings: Settings, bootstrap: str) -> None:
@@ -69,6 +107,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     if settings.create_topics:
         asyncio.run(ensure_topics(settings, bootstrap))
     check_topics(settings, bootstrap)
+    check_packet(settings)
     app, _runtime = create_app(settings, bootstrap)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
     worker.spinner = None  # its terminal spinner writes control codes among the log lines (app/logs.py owns logging)

@@ -51,9 +51,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Server errors that a record's own values cause, whatever class the driver gives them: asyncmy raises some as
-# OperationalError (e.g. 1292 for a TIMESTAMP out of range), which would otherwise be retried forever.
+# OperationalError (e.g. 1292 for a TIMESTAMP out of range), which would otherwise be retried forever. 1153: one
+# row over max_allowed_packet (db/packets.py refuses such a statement before sending it, as a DataError).
 DATA_ERRNOS = frozenset({
-    1048, 1062, 1216, 1217, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140, 3819, 4025,
+    1048, 1062, 1153, 1216, 1217, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140, 3819, 4025,
 })  # fmt: skip
 # Server (and client library) errors a retry may cure: lock wait timeout, deadlock, too many connections, shutdown,
 # query interrupted or killed, net read/write timeouts, read-only during a failover, statement timeouts, and every

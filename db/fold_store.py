@@ -1,7 +1,8 @@
 """SQL of the fold: input positions, event-id de-duplication, entity rows, outbox, logs.
 
 Every function takes a cursor inside the fold's open transaction; none commits.
-Table and column names come from the fixed TABLES below, never from input.
+Table and column names come from the fixed TABLES below, never from input. Multi-row statements are cut by bytes
+below the server's max_allowed_packet (db/packets.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from db.literals import quoter
+from db.packets import budget, chunks, execute, literal_bytes, text_bytes
+from db.pool import max_packet
 
 JSON_COLUMNS: dict[str, frozenset[str]] = {
     "projects": frozenset({"env_vars", "mcp_tools", "mcp_permissions"}),
@@ -112,12 +115,12 @@ async def seen_event_ids(cur: Any, event_ids: Sequence[str]) -> set[str]:
 
 async def record_event_ids(cur: Any, rows: Sequence[tuple[str, str, int, int, str]]) -> None:
     """Remember (event_id, topic, partition, offset, outcome) of every applied or refused event."""
-    if rows:
-        await cur.execute(
-            "INSERT INTO processed_events (event_id, topic, `partition`, `offset`, outcome) VALUES "
-            + _placeholders(len(rows), 5),
-            [v for row in rows for v in row],
-        )
+    if not rows:
+        return
+    packet = await max_packet(cur)
+    for chunk, size in chunks(rows, [sum(literal_bytes(v) for v in row) for row in rows], budget(packet)):
+        sql = "INSERT INTO processed_events (event_id, topic, `partition`, `offset`, outcome) VALUES "
+        await execute(cur, sql + _placeholders(len(chunk), 5), [v for row in chunk for v in row], size, packet)
 
 
 async def forget_refused(cur: Any, event_ids: Sequence[str]) -> int:
@@ -156,44 +159,49 @@ async def insert_rows(cur: Any, table: str, rows: Sequence[Mapping[str, Any]]) -
         return
     columns = list(rows[0])
     names = ", ".join(f"`{c}`" for c in columns)
-    params = [encode_value(table, c, row[c]) for row in rows for c in columns]
-    await cur.execute(f"INSERT INTO {table} ({names}) VALUES {_placeholders(len(rows), len(columns))}", params)
+    values = [[encode_value(table, c, row[c]) for c in columns] for row in rows]
+    packet = await max_packet(cur)
+    for chunk, size in chunks(values, [sum(literal_bytes(v) for v in row) for row in values], budget(packet)):
+        sql = f"INSERT INTO {table} ({names}) VALUES {_placeholders(len(chunk), len(columns))}"
+        await execute(cur, sql, [v for row in chunk for v in row], size, packet)
 
 
 UPDATE_ROWS_PER_STATEMENT = 200
 
 
 async def update_rows(cur: Any, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """Write changed columns of existing rows: one statement per set of changed columns (and per 200 rows).
+    """Write changed columns of existing rows: one statement per set of changed columns (and per 200 rows, and
+    below max_allowed_packet).
 
     `UPDATE t SET c = CASE id WHEN .. THEN .. END, .. WHERE id IN (..)` is plain SQL on MySQL 8 and MariaDB
     alike, and costs one round trip instead of one per row (the fold's writes are mostly such updates).
     """
     _check_table(table)
-    groups: dict[tuple[str, ...], list[tuple[str, Mapping[str, Any]]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = {}
     for row_id, columns in changes:
         if columns:
-            groups.setdefault(tuple(columns), []).append((row_id, columns))
+            encoded = {c: encode_value(table, c, v) for c, v in columns.items()}
+            groups.setdefault(tuple(columns), []).append((row_id, encoded))
+    packet = await max_packet(cur) if groups else 0
     for names, rows in groups.items():
-        for start in range(0, len(rows), UPDATE_ROWS_PER_STATEMENT):
-            chunk = rows[start : start + UPDATE_ROWS_PER_STATEMENT]
+        sizes = [(len(names) + 1) * literal_bytes(i) + sum(literal_bytes(c[n]) + 16 for n in names) for i, c in rows]
+        for chunk, size in chunks(rows, sizes, budget(packet), UPDATE_ROWS_PER_STATEMENT):
             cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
             sets = ", ".join(f"`{c}` = CASE id {cases} END" for c in names)
-            params: list[Any] = [
-                v for c in names for row_id, columns in chunk for v in (row_id, encode_value(table, c, columns[c]))
-            ]
+            params: list[Any] = [v for c in names for row_id, columns in chunk for v in (row_id, columns[c])]
             params += [row_id for row_id, _ in chunk]
-            await cur.execute(f"UPDATE {table} SET {sets} WHERE id IN ({_placeholders(len(chunk))})", params)
+            await execute(cur, f"UPDATE {table} SET {sets} WHERE id IN ({_placeholders(len(chunk))})", params, size, packet)
 
 
 async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
     """Queue (event_id, topic, key, payload) for the relay; an id already queued is kept once."""
     if rows:
         quote = quoter(cur)  # the payloads are kilobytes: quoted by db/literals.py, not per parameter by the driver
-        values = ",".join(f"({quote(e)},{quote(t)},{quote(k)},{quote(p)})" for e, t, k, p in rows)
-        await cur.execute(
-            f"INSERT INTO outbox (event_id, topic, message_key, payload) VALUES {values}" + KEEP_EXISTING.format("event_id")
-        )
+        values = [f"({quote(e)},{quote(t)},{quote(k)},{quote(p)})" for e, t, k, p in rows]
+        packet = await max_packet(cur)
+        for chunk, size in chunks(values, text_bytes(values), budget(packet)):
+            sql = f"INSERT INTO outbox (event_id, topic, message_key, payload) VALUES {','.join(chunk)}"
+            await execute(cur, sql + KEEP_EXISTING.format("event_id"), None, size, packet)
 
 
 LOG_ROWS_PER_STATEMENT = 1000
@@ -215,15 +223,17 @@ async def insert_logs(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
             text = quoted[value] = quote(value)
         return text
 
-    for start in range(0, len(rows), LOG_ROWS_PER_STATEMENT):
-        values = ",".join(
-            f"({once(agent)},{once(task)},{once(level)},{quote(message)},{quote(meta)},{once(created)},{quote(event_id)})"
-            for agent, task, level, message, meta, created, event_id in rows[start : start + LOG_ROWS_PER_STATEMENT]
-        )
-        await cur.execute(
+    values = [
+        f"({once(agent)},{once(task)},{once(level)},{quote(message)},{quote(meta)},{once(created)},{quote(event_id)})"
+        for agent, task, level, message, meta, created, event_id in rows
+    ]
+    packet = await max_packet(cur) if values else 0
+    for chunk, size in chunks(values, text_bytes(values), budget(packet), LOG_ROWS_PER_STATEMENT):
+        sql = (
             "INSERT INTO agent_logs (agent_id, task_id, level, message, metadata, created_at, event_id) "
-            f"VALUES {values} ON DUPLICATE KEY UPDATE event_id = event_id"  # not IGNORE: that would hide truncation
+            f"VALUES {','.join(chunk)} ON DUPLICATE KEY UPDATE event_id = event_id"  # not IGNORE: that would hide truncation
         )
+        await execute(cur, sql, None, size, packet)
 
 
 async def lock_log_positions(cur: Any, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from db.packets import budget, chunks, execute, literal_bytes
+from db.pool import max_packet
+
 
 @dataclass(frozen=True, slots=True)
 class ParkedEvent:
@@ -64,17 +67,19 @@ async def park(cur: Any, events: Sequence[ParkedEvent]) -> None:
     if not events:
         return
     row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    params: list[Any] = []
+    values: list[list[Any]] = []
     for event in events:
         key = event.source_key.decode("utf-8", "replace")[:255] if event.source_key is not None else None
-        params += [event.waits_table, event.waits_id, event.entity, event.event_id, event.source_topic,
-                   event.source_partition, event.source_offset, key, event.payload, event.reason[:512],
-                   event.scope]  # fmt: skip
-    await cur.execute(
-        f"INSERT INTO parked_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(events))}"
-        " ON DUPLICATE KEY UPDATE event_id = event_id",  # not INSERT IGNORE: that would truncate a too long id
-        params,
-    )
+        values.append([event.waits_table, event.waits_id, event.entity, event.event_id, event.source_topic,
+                       event.source_partition, event.source_offset, key, event.payload, event.reason[:512],
+                       event.scope])  # fmt: skip
+    packet = await max_packet(cur)
+    for chunk, size in chunks(values, [sum(literal_bytes(v) for v in params) for params in values], budget(packet)):
+        sql = (
+            f"INSERT INTO parked_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(chunk))}"
+            " ON DUPLICATE KEY UPDATE event_id = event_id"  # not INSERT IGNORE: that would truncate a too long id
+        )
+        await execute(cur, sql, [v for params in chunk for v in params], size, packet)
 
 
 async def take_waiting(cur: Any, waits_table: str, waits_ids: Sequence[str]) -> list[ParkedEvent]:

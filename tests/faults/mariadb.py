@@ -12,8 +12,9 @@ from app.broker import free_port, wait_for_port
 
 
 class PrivateMariaDB:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *options: str) -> None:
         self.base = base
+        self.options = options  # more server options, e.g. "--max-allowed-packet=1M"
         self.datadir = base / "data"
         self.socket = base / "mariadbd.sock"
         self.port = free_port()
@@ -44,7 +45,7 @@ class PrivateMariaDB:
         self.process = subprocess.Popen(
             [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}", f"--socket={self.socket}",
              "--bind-address=127.0.0.1", "--user=root", f"--pid-file={self.base / 'mariadbd.pid'}",
-             "--innodb-buffer-pool-size=128M", "--skip-log-bin", "--max-connections=200"],
+             "--innodb-buffer-pool-size=128M", "--skip-log-bin", "--max-connections=200", *self.options],
             stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         if not wait_for_port("127.0.0.1", self.port, time.monotonic() + timeout):
