@@ -47,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo": "play one task's whole life against a running system and print its rows and transitions",
         "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
         "reconcile": "read Gitea's API and publish what its webhooks could not deliver (a loop; --once: one pass)",
+        "agent-token": "print the bearer token of one agent (<agent_id>.<hex HMAC>) from AGENT_TOKEN_KEY",
     }
     for name, text in helps.items():
         add_setting_flags(commands.add_parser(name, help=text, description=text))
     from app.replay import add_replay_arguments
 
     add_replay_arguments(commands.choices["replay"])
+    commands.choices["agent-token"].add_argument("agent_id", help="the agent id the token speaks for (at most 36 characters)")
     commands.choices["reconcile"].add_argument(
         "--once", action="store_true", help="one pass over every project, then exit (1 when a project failed)"
     )
@@ -89,6 +91,8 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
         from app.reconcile_main import run_reconcile
 
         return run_reconcile(settings, require_bootstrap(settings), once=bool(getattr(args, "once", False)))
+    if command == "agent-token":
+        return _agent_token(settings, str(getattr(args, "agent_id", "")))
     if command == "migrate":
         from db.migrate import migrate
 
@@ -128,6 +132,18 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
 
         return run_dev(settings)
     raise AiworkerError(f"unknown command {command!r}")
+
+
+def _agent_token(settings: Settings, agent_id: str) -> int:
+    from webhooks.auth import MAX_AGENT_ID, agent_token
+
+    key = settings.agent_token_key.get_secret_value()
+    if not key:
+        raise SettingsError("AIWORKER_AGENT_TOKEN_KEY is not set: agent tokens are made with it (set it as the web has it)")
+    if not agent_id or len(agent_id) > MAX_AGENT_ID:
+        raise AiworkerError(f"an agent id has 1 to {MAX_AGENT_ID} characters, not {len(agent_id)}")
+    print(agent_token(key, agent_id))
+    return 0
 
 
 def require_bootstrap(settings: Settings) -> str:

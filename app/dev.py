@@ -17,6 +17,7 @@ from app.broker import EmbeddedBroker, wait_for_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from db.pool import connect, describe_error, parse_database_url, redact_database_url
+from webhooks.auth import agent_token
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -126,6 +127,8 @@ def run_dev(settings: Settings) -> int:
             f"events: POST {base}/events"
         )
         say(f"service token: {env['AIWORKER_SERVICE_TOKEN']}   agent token key: {env['AIWORKER_AGENT_TOKEN_KEY']}")
+        say(f"agent token of agent a1: {agent_token(env['AIWORKER_AGENT_TOKEN_KEY'], 'a1')}   (others: `aiworker-events "
+            "agent-token <agent_id>` with this key)")  # fmt: skip
         say(f"gitea secret: {env['AIWORKER_GITEA_SECRET']}   health: {base}/readyz   Ctrl-C stops everything")
         if settings.worker_http_port:
             say(f"worker: http://127.0.0.1:{settings.worker_http_port}/readyz and /metrics (one line per folded batch below)")

@@ -140,7 +140,14 @@ def asyncapi(event_names: list[str], transition_names: list[str]) -> Schema:
         }
 
     channel("gitea.webhooks", ["gitea.webhook"], "events", "repository full name", "Gitea deliveries as received.")
-    channel("agent.events", agent, "events", "agent_id", "Events of agent pods (agent token, or direct producers).")
+    channel(
+        "agent.events",
+        agent,
+        "events",
+        "agent_id",
+        "Events of agent pods (POST /events with the agent's token, <agent_id>.<hex HMAC-SHA256(AGENT_TOKEN_KEY, "
+        "agent_id)>; or direct producers).",
+    )
     channel("control.events", control, "events", "entity id", "Events of the backend, deploy pipeline, k8s-watch.")
     for short in (topics.TASK_TRANSITIONS, topics.AGENT_TRANSITIONS, topics.DEPLOYMENT_TRANSITIONS):
         names = [cloudevents.TYPES[e] for e, t in sorted(cloudevents.TOPICS.items()) if t == short]

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
     gitea_insecure: bool = Field(False, description="accept unsigned Gitea webhooks when no secret applies (dev only)")
     agent_token_key: SecretStr = Field(
-        SecretStr(""), description="key of agent tokens: hex HMAC-SHA256(key, agent_id) (secret: never printed)"
+        SecretStr(""),
+        description="key of agent tokens, each `<agent_id>.<hex HMAC-SHA256(key, agent_id)>` (secret: never printed)",
     )
     service_token: SecretStr = Field(
         SecretStr(""), description="bearer token of the backend and deploy pipeline (every event type; secret: never printed)"
@@ -57,6 +58,23 @@ class Settings(BaseSettings):
         description="largest record one event, log batch or Gitea delivery makes on an input topic, bytes (bigger: 413); "
         "every topic's max.message.bytes must be at least this + 64 KiB, checked at start-up",
     )  # fmt: skip
+    max_events_per_request: int = Field(
+        10_000, ge=1, le=1_000_000, description="POST /events: most events in one request (more: 413, nothing accepted)"
+    )
+    agent_events_per_second: float = Field(50.0, gt=0, description="POST /events: events per second of one agent token")
+    agent_events_burst: int = Field(10_000, ge=1, description="POST /events: events one agent token may send at once")
+    agent_bytes_per_second: float = Field(512 * 1024, gt=0, description="POST /events: body bytes per second of one agent token")
+    agent_bytes_burst: int = Field(
+        10 * 1024 * 1024, ge=1024, description="POST /events: body bytes one agent token may send at once"
+    )
+    service_events_per_second: float = Field(5_000.0, gt=0, description="POST /events: events per second of the service token")
+    service_events_burst: int = Field(100_000, ge=1, description="POST /events: events the service token may send at once")
+    service_bytes_per_second: float = Field(
+        32 * 1024 * 1024, gt=0, description="POST /events: body bytes per second of the service token"
+    )
+    service_bytes_burst: int = Field(
+        128 * 1024 * 1024, ge=1024, description="POST /events: body bytes the service token may send at once"
+    )
     kafka_idempotence: bool = Field(False, description="idempotent producer (real Kafka only; Tansu lacks it)")
     kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")

@@ -36,14 +36,23 @@ async def defer_continue(request: web.Request) -> None:
     return None
 
 
+UNREAD_GRACE_SECONDS = 2.0
+"""How long a refused request's connection stays open after the answer, for the client to read it."""
+
+
 def refusal(request: web.Request, response: web.Response) -> web.Response:
     """`response`, answered without reading the request's body, on a connection that closes after it.
 
-    A client waiting for 100 Continue sends nothing more. What a client sent anyway is not read into memory
-    nor parsed: aiohttp discards it for at most its lingering time before closing (closing at once would
-    reset the connection and lose the answer on the client's side)."""
-    if request.body_exists:
-        response.force_close()
+    A client waiting for 100 Continue sends nothing more. What a client sent anyway is not read: the connection
+    stops reading at once (a refused 10 MB body costs no read and no parse) and closes UNREAD_GRACE_SECONDS after
+    (closing at once, with data unread, would reset the connection and could lose the answer on the client's side)."""
+    if not request.body_exists:
+        return response
+    response.force_close()
+    transport = request.transport
+    if not request.content.is_eof() and transport is not None and not transport.is_closing():
+        transport.pause_reading()
+        asyncio.get_running_loop().call_later(UNREAD_GRACE_SECONDS, transport.close)
     return response
 
 

@@ -10,13 +10,14 @@ from pydantic import ValidationError
 from app import jsonio, topics
 from app.events import AGENT_TYPES, Event, parse_event
 from app.settings import Settings
-from webhooks.auth import bearer, identify
+from webhooks.auth import Unauthenticated, authenticate
 from webhooks.body import BodyTimeoutError, ExpectationError, refusal
 from webhooks.durable import UnavailableError
+from webhooks.limits import limited_problem
 from webhooks.log_batches import MAX_BYTES, dumps, pack
 from webhooks.problems import problem
 from webhooks.publisher import OutRecord
-from webhooks.state import BODIES, METRICS, SETTINGS, SINK
+from webhooks.state import BODIES, LIMITER, METRICS, SETTINGS, SINK
 
 JSON_TYPES = {"application/json", "text/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"}
@@ -26,12 +27,27 @@ class BodyError(ValueError):
     """The body is not JSON of the accepted shapes."""
 
 
-def decode_body(content_type: str, body: bytes) -> list[Any]:
+class TooManyEventsError(BodyError):
+    """The body holds more events than one request may (MAX_EVENTS_PER_REQUEST): 413."""
+
+
+def _too_many(count: int, limit: int) -> TooManyEventsError:
+    return TooManyEventsError(
+        f"the body holds {count} events; at most {limit} are accepted per request (AIWORKER_MAX_EVENTS_PER_REQUEST): "
+        "split it, nothing was accepted"
+    )
+
+
+def decode_body(content_type: str, body: bytes, max_events: int = 1_000_000) -> list[Any]:
     """The items of a JSON object, JSON array or NDJSON body (app/jsonio.py decides what is JSON; NDJSON is split on
-    `\n` only). The limits of each item (nesting, number range) are checked by `validate`, per item."""
+    `\n` only, and not decoded past `max_events` lines). The limits of each item (nesting, number range) are checked
+    by `validate`, per item."""
     if content_type in NDJSON_TYPES:
         items = []
-        for number, line in jsonio.split_lines(body):
+        lines = list(jsonio.split_lines(body))
+        if len(lines) > max_events:
+            raise _too_many(len(lines), max_events)
+        for number, line in lines:
             try:
                 items.append(jsonio.parse(line))
             except jsonio.JsonError as exc:
@@ -41,7 +57,10 @@ def decode_body(content_type: str, body: bytes) -> list[Any]:
         data = jsonio.parse(body)
     except jsonio.JsonError as exc:
         raise BodyError(f"the body is {exc}") from None
-    return data if isinstance(data, list) else [data]
+    found: list[Any] = data if isinstance(data, list) else [data]
+    if len(found) > max_events:
+        raise _too_many(len(found), max_events)
+    return found
 
 
 def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
@@ -90,14 +109,25 @@ def batch_record(settings: Settings, batch: dict[str, Any]) -> OutRecord:
 
 
 async def post_events(request: web.Request) -> web.Response:
+    """Authenticated, and checked against the caller's rate limits, from the headers alone before the body is read."""
     settings = request.app[SETTINGS]
-    token = bearer(request.headers.get("Authorization"))
-    if token is None:
-        return refusal(request, problem(401, "send Authorization: Bearer <agent token or service token>"))
+    try:
+        caller = authenticate(
+            request.headers.get("Authorization"),
+            service_token=settings.service_token.get_secret_value(),
+            agent_token_key=settings.agent_token_key.get_secret_value(),
+        )
+    except Unauthenticated as exc:
+        return refusal(request, problem(401, str(exc)))
     content_type = request.content_type
     if content_type not in JSON_TYPES | NDJSON_TYPES:
         return refusal(request, problem(415, f"Content-Type {content_type!r} is not accepted; use application/json or "
                                              "application/x-ndjson"))  # fmt: skip
+    limiter, metrics = request.app[LIMITER], request.app[METRICS]
+    announced = request.content_length or 0
+    if (why := limiter.check(caller, 1, announced, take=False)) is not None:
+        metrics.rate_limited(caller.service, why.budget)
+        return refusal(request, limited_problem(why, caller, 1, announced))
     try:
         body = await request.app[BODIES].read(request)
     except BodyTimeoutError as exc:
@@ -105,20 +135,16 @@ async def post_events(request: web.Request) -> web.Response:
     except ExpectationError as exc:
         return refusal(request, problem(417, str(exc)))
     try:
-        items = decode_body(content_type, body)
+        items = decode_body(content_type, body, settings.max_events_per_request)
+    except TooManyEventsError as exc:
+        return problem(413, str(exc))
     except BodyError as exc:
         return problem(400, str(exc))
     if not items:
         return problem(422, "the body holds no events", errors=[])
-    agent_ids = {str(i["agent_id"]) for i in items if isinstance(i, dict) and isinstance(i.get("agent_id"), str)}
-    caller = identify(
-        token,
-        service_token=settings.service_token.get_secret_value(),
-        agent_token_key=settings.agent_token_key.get_secret_value(),
-        agent_ids=agent_ids,
-    )
-    if caller is None:
-        return problem(401, "the bearer token is neither the service token nor the token of an agent in the request")
+    if (why := limiter.check(caller, len(items), len(body), take=True)) is not None:
+        metrics.rate_limited(caller.service, why.budget)
+        return limited_problem(why, caller, len(items), len(body))
     events, errors = validate(items)
     if errors:
         return problem(422, f"{len(errors)} problem(s) in {len(items)} event(s); nothing was accepted", errors=errors)
@@ -143,7 +169,6 @@ async def post_events(request: web.Request) -> web.Response:
         via = await request.app[SINK].accept(records)
     except UnavailableError as exc:
         return problem(503, f"{exc}; nothing was accepted, send again later", headers={"Retry-After": str(exc.retry_after)})
-    metrics = request.app[METRICS]
     for event in events:
         metrics.accepted.labels(event.source, event.type).inc()
     return web.json_response({"accepted": len(events), "records": len(records), "durable": via,

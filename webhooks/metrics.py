@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -75,6 +75,10 @@ class Metrics:
         self.produce_ok = self.produce_seconds.labels("ok")
         self.produce_error = self.produce_seconds.labels("error")
         self.ready = ready_gauge(self.registry)
+        self.limited = Counter(
+            "aiworker_rate_limited_requests", "POST /events requests refused by a caller's rate limit (429 or 413), by "
+            "caller (agent or service) and budget (events or bytes)", ["caller", "budget"], registry=self.registry,
+        )  # fmt: skip
         self._requests: dict[tuple[str, str, str], Any] = {}
         self._accepted_gitea: dict[str, Any] = {}
 
@@ -87,6 +91,16 @@ class Metrics:
             if len(self._requests) < MAX_CACHED_CHILDREN:
                 self._requests[key] = child
         child.inc()
+
+    def rate_limited(self, service: bool, budget: str) -> None:
+        self.limited.labels("service" if service else "agent", budget).inc()
+
+    def watch_limiter(self, callers: Callable[[], int]) -> None:
+        """Report how many callers' buckets the rate limiter holds, at every scrape."""
+        gauge = Gauge(
+            "aiworker_rate_limit_callers", "callers whose rate-limit buckets this process holds", registry=self.registry
+        )
+        gauge.set_function(callers)
 
     def watch_spool(self, depth: Callable[[], tuple[int, int]]) -> None:
         """Report spool depth (records, bytes) at every scrape."""

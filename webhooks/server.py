@@ -16,12 +16,13 @@ from webhooks.durable import DurableSink
 from webhooks.events_api import post_events
 from webhooks.gitea_api import get_gitea, post_gitea_project, post_gitea_shared
 from webhooks.health import healthz, metrics, readyz
+from webhooks.limits import RateLimiter, budgets
 from webhooks.metrics import Metrics
 from webhooks.problems import problem
 from webhooks.publisher import KafkaPublisher
 from webhooks.secrets import ProjectDirectory
 from webhooks.spool import Spool
-from webhooks.state import BODIES, BOOTSTRAP, DB_POOL, METRICS, PUBLISHER, SECRETS, SETTINGS, SINK
+from webhooks.state import BODIES, BOOTSTRAP, DB_POOL, LIMITER, METRICS, PUBLISHER, SECRETS, SETTINGS, SINK
 
 STOP_DRAIN_SECONDS = 10.0  # after the in-flight requests (10 s): within the pod's 30 s grace (deploy/k8s/base/web.yaml)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -109,6 +110,8 @@ def init(settings: Settings, bootstrap: str) -> web.Application:
     app[BOOTSTRAP] = bootstrap
     app[METRICS] = Metrics()
     app[BODIES] = BodyReader(at_once=settings.unauthenticated_bodies, seconds=settings.body_read_seconds)
+    app[LIMITER] = limiter = RateLimiter(budgets(settings))
+    app[METRICS].watch_limiter(lambda: len(limiter))
     app.cleanup_ctx.extend([pool_ctx, publisher_ctx, sink_ctx])
     app.add_routes(
         [

@@ -7,6 +7,7 @@ from aiohttp import web
 from app.settings import Settings
 from webhooks.body import BodyReader
 from webhooks.durable import DurableSink
+from webhooks.limits import RateLimiter
 from webhooks.metrics import Metrics
 from webhooks.publisher import KafkaPublisher
 from webhooks.secrets import ProjectDirectory
@@ -19,3 +20,4 @@ METRICS = web.AppKey("metrics", Metrics)
 SINK = web.AppKey("sink", DurableSink)
 SECRETS = web.AppKey("secrets", ProjectDirectory)
 BODIES = web.AppKey("bodies", BodyReader)
+LIMITER = web.AppKey("limiter", RateLimiter)

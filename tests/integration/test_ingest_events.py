@@ -50,7 +50,7 @@ async def test_agent_token_refusals_and_metrics(settings: Settings) -> None:
     agent = {"Authorization": f"Bearer {agent_token(settings.agent_token_key.get_secret_value(), 'a1')}"}
     async with web_client(settings) as client:
         response = await client.post("/events", json=line("a2", 1), headers=agent)
-        assert response.status == 401  # a token speaks only for the agent ids it matches
+        assert response.status == 403  # a token speaks only for the agent it names
         response = await client.post("/events", json=[line("a1", 1), {**line("a1", 2), "agent_id": "a2"}], headers=agent)
         assert response.status == 403
         response = await client.post("/events", json=[line("a1", 1), {"id": "x", "type": "log"}], headers=agent)
@@ -65,7 +65,7 @@ async def test_agent_token_refusals_and_metrics(settings: Settings) -> None:
         assert ready.status == 200, await ready.text()
         assert (await ready.json())["checks"]["broker"] == "ok"
     assert 'aiworker_http_requests_total{method="POST",route="/events",status="202"} 1.0' in metrics
-    assert 'aiworker_http_requests_total{method="POST",route="/events",status="403"} 1.0' in metrics
+    assert 'aiworker_http_requests_total{method="POST",route="/events",status="403"} 2.0' in metrics
     assert 'aiworker_events_accepted_total{source="agent",type="log"} 1.0' in metrics
     assert "aiworker_spool_records 0.0" in metrics
     assert 'aiworker_produce_seconds_count{outcome="ok"} 1.0' in metrics

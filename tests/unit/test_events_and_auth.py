@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from app.events import AGENT_TYPES, ALL_TYPES, CONTROL_TYPES, TaskCreated, TaskStarted, parse_event
 from streams.cloudevents import transition_event, transition_id
 from streams.machines import Transition
-from webhooks.auth import agent_token, bearer, identify
+from webhooks.auth import Caller, Unauthenticated, agent_mac, agent_token, authenticate, bearer
 
 T = "2026-11-22T10:00:00Z"
 
@@ -49,13 +49,46 @@ def test_sources_partition_the_types() -> None:
     assert AGENT_TYPES | CONTROL_TYPES == ALL_TYPES
 
 
-def test_agent_tokens_speak_only_for_their_agent() -> None:
+def auth(token: str, *, service: str = "s", key: str = "key") -> Caller | str:
+    try:
+        return authenticate(f"Bearer {token}", service_token=service, agent_token_key=key)
+    except Unauthenticated as exc:
+        return str(exc)
+
+
+def test_an_agent_token_names_its_agent_and_is_checked_from_the_header_alone() -> None:
     token = agent_token("key", "agent-1")
-    assert len(token) == 64
-    assert identify(token, service_token="s", agent_token_key="key", agent_ids={"agent-1", "agent-2"}).agent_id == "agent-1"  # type: ignore[union-attr]
-    assert identify(token, service_token="s", agent_token_key="key", agent_ids={"agent-2"}) is None
-    assert identify("s", service_token="s", agent_token_key="key", agent_ids=set()).service  # type: ignore[union-attr]
-    assert identify("", service_token="", agent_token_key="", agent_ids={"a"}) is None
+    agent_id, _, mac = token.rpartition(".")
+    assert (agent_id, len(mac), mac) == ("agent-1", 64, agent_mac("key", "agent-1"))
+    assert auth(token) == Caller(service=False, agent_id="agent-1")
+    assert auth(agent_token("key", "pod.7.a")) == Caller(service=False, agent_id="pod.7.a")  # the last dot splits
+    assert auth("s") == Caller(service=True)
+    assert Caller(service=True).key == "service" and Caller(service=False, agent_id="a").key == "agent:a"
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        (agent_token("other-key", "agent-1"), "not a valid token of agent 'agent-1'"),
+        (f"agent-2.{agent_mac('key', 'agent-1')}", "not a valid token of agent 'agent-2'"),
+        (agent_mac("key", "agent-1"), "agent tokens without their agent id are no longer accepted; an agent token is "
+                                      "<agent_id>.<hex HMAC-SHA256(AGENT_TOKEN_KEY, agent_id)>"),
+        ("nonsense", "neither the service token nor an agent token (<agent_id>.<hex HMAC"),
+        (f".{agent_mac('key', '')}", "neither the service token nor an agent token"),
+        (agent_token("key", "x" * 37), "neither the service token nor an agent token"),  # no agent id is that long
+        ("S", "neither the service token"),
+    ],
+)  # fmt: skip
+def test_bad_tokens_say_what_a_token_is(token: str, why: str) -> None:
+    answer = auth(token)
+    assert isinstance(answer, str) and why in answer, answer
+
+
+def test_nothing_authenticates_without_its_setting() -> None:
+    assert isinstance(auth(agent_token("", "a1"), key=""), str)  # no AGENT_TOKEN_KEY: no agent token is valid
+    assert isinstance(auth("", service=""), str)
+    with pytest.raises(Unauthenticated, match="send Authorization: Bearer"):
+        authenticate(None, service_token="s", agent_token_key="key")
 
 
 @pytest.mark.parametrize(
@@ -84,3 +117,13 @@ def test_boolean_columns_read_back_as_bool() -> None:
     assert decode_row("task_groups", {"id": "g", "production_rollback_available": 1})["production_rollback_available"] is True
     assert decode_row("task_groups", {"id": "g", "production_rollback_available": 0})["production_rollback_available"] is False
     assert decode_row("task_groups", {"id": "g", "task_ids": '["t1"]'})["task_ids"] == ["t1"]
+
+
+def test_the_agent_token_command_prints_what_the_web_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+
+    assert main(["agent-token", "pod-7", "--agent-token-key", "key"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token == agent_token("key", "pod-7") and auth(token) == Caller(service=False, agent_id="pod-7")
+    assert main(["agent-token", "x" * 37, "--agent-token-key", "key"]) == 1
+    assert "1 to 36 characters" in capsys.readouterr().err
