@@ -312,4 +312,5 @@ class Fold:
         agent = getattr(item, "agent_id", None)
         stats.refusals.append(Refusal(
             event_type, item.id, reason, source, str(task) if task else None, str(agent) if agent else None,
+            item.delivery_id if isinstance(item, GiteaEnvelope) else None,
         ))  # fmt: skip

@@ -38,6 +38,7 @@ class Refusal:
     source: Source
     task_id: str | None = None
     agent_id: str | None = None
+    delivery_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -109,6 +109,7 @@ class OutboxRelay:
             log.error(
                 "outbox relay: row %s (event %s, %s, %d bytes) cannot be published: %r; replaced by a dlq note",
                 row["id"], row["event_id"], row["topic"], len(bytes(row["payload"])), error,
+                extra={"event_id": row["event_id"], "topic": row["topic"], "outcome": "unpublishable"},
             )  # fmt: skip
             await outbox.replace_by_note(conn, int(row["id"]), self.dlq_topic, unpublishable_note(row, error))
             self.unpublishable += 1

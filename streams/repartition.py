@@ -87,7 +87,8 @@ class Router:
             where = f"record {source.topic}/{source.partition}@{source.offset}"
             if self.suspects.failed(exc):
                 raise HeldError(f"router: {where}: {describe(exc)}, the {self.suspects.run}th in a row: the code fails") from exc
-            log.error("router: %s cannot be routed (%s); it goes to the dlq", where, describe(exc), exc_info=exc)
+            context = {"topic": source.topic, "partition": source.partition, "offset": source.offset, "outcome": "poison"}
+            log.error("router: %s cannot be routed (%s); it goes to the dlq", where, describe(exc), exc_info=exc, extra=context)
             _id, topic, key, value = dlq_row(source, f"the router cannot read this record: {describe(exc)}", self.dlq_topic)
             return [(topic, key.encode() if source.key is not None else None, value)]
         self.suspects.applied()

@@ -158,8 +158,8 @@ def log_batch(records: list[InputRecord], stats: FoldStats) -> None:
             "refused %s %s: %s", refusal.event_type, refusal.event_id or f"at {where.topic}/{where.partition}@{where.offset}",
             refusal.reason,
             extra={"event_id": refusal.event_id or None, "event_type": refusal.event_type, "task_id": refusal.task_id,
-                   "agent_id": refusal.agent_id, "topic": where.topic, "partition": where.partition, "offset": where.offset,
-                   "outcome": "refused"},
+                   "agent_id": refusal.agent_id, "delivery_id": refusal.delivery_id, "topic": where.topic,
+                   "partition": where.partition, "offset": where.offset, "outcome": "refused"},
         )  # fmt: skip
 
 
