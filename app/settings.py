@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="web: request bodies read and checked at once before their sender is known "
-        "(Gitea deliveries, whose signature needs the body), per process",
+        "(Gitea deliveries, whose signature needs the body), per process; bodies over 256 KiB get 1/32 as many",
     )
     body_read_seconds: float = Field(
         3.0, gt=0, le=60, description="web: longest wait for a turn to read a body, and then for the body itself, s"

@@ -8,7 +8,8 @@ refused). Junk, closed loop, each of the 64 connections in turn: a bad agent tok
 signature on the shared hook, a bad signature on the project's hook, each with a 1 MB body. The web is the real
 `aiworker-events web` process on its own broker and database; the load generators are separate Python processes
 (aiohttp). Rounds alternate (a) and (b); the figures are the medians of the rounds. BENCH_PROFILE=<file> runs
-the web under cProfile and writes its profile there (read it with `python -m pstats <file>`).
+the web under cProfile and writes its profile there (read it with `python -m pstats <file>`); BENCH_JUNK=<kinds>
+(comma-separated, of events, shared, project; default all) chooses the junk.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ async def junk(base: str, project: str, *, duration: float, connections: int) ->
     """`connections` loops sending junk as fast as they can, each its own connection, for `duration` seconds."""
     import aiohttp
 
-    kinds = junk_requests(base, project)
+    chosen = os.environ.get("BENCH_JUNK", "events,shared,project").split(",")
+    named = zip(("events", "shared", "project"), junk_requests(base, project), strict=True)
+    kinds = [kind for name, kind in named if name in chosen]
     statuses: Counter[str] = Counter()
     end = time.perf_counter() + duration
 
@@ -213,6 +216,8 @@ def main() -> int:
             web.wait(15)
         asyncio.run(drop_database(database_url))
     report(rounds)
+    print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} "
+          "cores: the figures hold for the CPU the web got")  # fmt: skip
     return 0
 
 

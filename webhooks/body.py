@@ -9,6 +9,14 @@ bounded reader, so that junk cannot starve signed deliveries (Gitea waits 5 s an
 - `BodyReader.read` lets at most `UNAUTHENTICATED_BODIES` bodies be read (and checked: the HMAC of a Gitea
   delivery) at once per process, each within `BODY_READ_SECONDS` (waiting for a turn included); past that
   the request is answered 503 with Retry-After, having cost a slot-wait and nothing else.
+- Turns come in two lanes by the body's announced size: bodies of at most `SMALL_BODY_BYTES` (Content-Length)
+  take the `UNAUTHENTICATED_BODIES` turns; larger ones and those of unknown length (chunked) have a lane of
+  their own with a thirty-second as many (at least 1: with the default 32, one at a time). Junk with big bodies
+  then waits behind itself: it cannot take the turns of ordinary deliveries (a few KB; a push of many commits
+  some hundred KB), and only one of its megabytes is read and hashed at a time, so that it takes a small share
+  of the loop (bench/junk.py: with 4 big turns, signed deliveries under 1 MB junk still timed out; with 1, none
+  did). The price: under such a flood a big delivery may wait past BODY_READ_SECONDS and get a 503 (reconcile
+  repairs what it carried).
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from webhooks import WebhooksError
+
+SMALL_BODY_BYTES = 256 * 1024
+"""Largest announced body that reads in the small lane; above it (or without Content-Length): the large lane."""
 
 
 class BodyTimeoutError(WebhooksError):
@@ -60,18 +71,22 @@ class BodyReader:
     """The one way handlers read bodies (per process; `UNAUTHENTICATED_BODIES`, `BODY_READ_SECONDS`)."""
 
     def __init__(self, *, at_once: int, seconds: float) -> None:
-        self._slots = asyncio.Semaphore(at_once)
+        self._small = asyncio.Semaphore(at_once)
+        self._large = asyncio.Semaphore(max(1, at_once // 32))
         self.seconds = seconds
         self.waiting = 0
         self.reading = 0
 
     @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """A slot for reading and checking one body; BodyTimeoutError when none frees up in time."""
+    async def turn(self, content_length: int | None) -> AsyncIterator[None]:
+        """A slot for reading and checking one body of `content_length` bytes (None: unknown) in its lane;
+        BodyTimeoutError when none frees up in time."""
+        small = content_length is not None and content_length <= SMALL_BODY_BYTES
+        slots = self._small if small else self._large
         self.waiting += 1
         try:
             async with asyncio.timeout(self.seconds):
-                await self._slots.acquire()
+                await slots.acquire()
         except TimeoutError:
             raise BodyTimeoutError(f"too many requests are being read at once (no turn within {self.seconds:g} s)") from None
         finally:
@@ -81,7 +96,7 @@ class BodyReader:
             yield
         finally:
             self.reading -= 1
-            self._slots.release()
+            slots.release()
 
     async def read(self, request: web.Request) -> bytes:
         """The whole body (within MAX_BODY_BYTES, aiohttp's client_max_size), sending 100 Continue first when the

@@ -97,7 +97,7 @@ async def _payload(request: web.Request) -> tuple[bytes, str] | web.Response:
     """The signed payload bytes and their text, read within the bounded reader, or the answer refusing them."""
     bodies = request.app[BODIES]
     try:
-        async with bodies.turn():
+        async with bodies.turn(request.content_length):
             body = await bodies.read(request)
     except BodyTimeoutError as exc:
         return refusal(request, problem(503, f"{exc}; the delivery was not accepted, redeliver it from Gitea",
