@@ -6,6 +6,12 @@ within that project only: by its branch name, else its PR number, else a task id
 (CONTRACT.md, "Gitea → tasks"). Deliveries without a project (unknown repositories) or for unknown tasks,
 and the types that concern no row, are counted by kind and dropped; a delivery whose event-type header
 contradicts its signed payload is refused (dlq).
+
+Early deliveries wait: a pull request or review of a `task/<id>` branch whose task does not exist yet (its
+task.created travels on another input topic and is not folded yet) parks for that task row like a contract
+event (streams/parking.py) and is folded right after the task.created, in the same transaction; if the task
+never comes it goes to the dlq after AIWORKER_PARK_SECONDS (streams/sweeper.py). Nothing else parks: without a
+`task/<id>` branch nothing says which task will come.
 """
 
 from __future__ import annotations
@@ -100,6 +106,23 @@ async def domain_event(ctx: Context, env: GiteaEnvelope, intent: gm.Intent) -> D
     return GiteaReview(**base, task_id=task_id, approved=intent.approved, pr_number=intent.pr_number, reviewer=intent.reviewer)
 
 
+async def awaited_task(ctx: Context, env: GiteaEnvelope, intents: list[gm.Intent]) -> tuple[str, str] | None:
+    """The task row (table, id) a delivery must wait for, or None: a pull request or review of a `task/<id>` branch
+    of the delivery's project whose task is not there yet (unless the delivery opens that task itself)."""
+    if env.project_id is None:
+        return None
+    opened = {i.task_id for i in intents if isinstance(i, gm.CreateTaskFromIssue)}
+    for intent in intents:
+        if not isinstance(intent, gm.PullRequestOpened | gm.PullRequestClosed | gm.ReviewSubmitted):
+            continue
+        task_id = intent.task_hint.task_id
+        if task_id is None or task_id in opened or await ctx.uow.get("tasks", task_id) is not None:
+            continue  # no branch to tell, or the task exists (in this project or, foreign, in another one)
+        if await find_task(ctx, env.project_id, intent.task_hint) is None:
+            return ("tasks", task_id)
+    return None
+
+
 async def delivery(ctx: Context, env: GiteaEnvelope) -> Handled:
     try:
         payload = env.payload_json()
@@ -109,6 +132,9 @@ async def delivery(ctx: Context, env: GiteaEnvelope) -> Handled:
     for intent in intents:
         if isinstance(intent, gm.Contradicted):
             return Handled(False, refused=f"Gitea delivery {env.delivery_id}: {intent.reason}", kind="gitea:contradicted")
+    wait = await awaited_task(ctx, env, intents)
+    if wait is not None:  # before any effect: the whole delivery is folded again once the task exists
+        return Handled(False, parked=wait)
     results: list[Handled] = []
     for intent in intents:
         event = await domain_event(ctx, env, intent)
