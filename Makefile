@@ -18,8 +18,9 @@ run: install
 	$(BIN)/aiworker-events dev
 
 # kubectl renders deploy/k8s in tests/deploy: Debian's kubernetes-client; promtool checks and unit-tests the alerts
-# there: Debian's prometheus package (the server is not started). Each installed only when missing and we are root
-# (otherwise those tests skip and say how to install it).
+# there: Debian's prometheus package (the server is not started); chromium is the browser tests/console drives through
+# Playwright (Playwright's own browser download is not used). Each installed only when missing and we are root
+# (otherwise those tests skip or fail and say how to install it).
 tools:
 	@command -v kubectl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubernetes-client; } \
@@ -27,6 +28,9 @@ tools:
 	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } \
 	  || echo "promtool is missing: install prometheus (sudo apt-get install -y --no-install-recommends prometheus)"
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	  || echo "chromium is missing: install it (sudo apt-get install -y chromium); the console's browser tests drive it"
 
 ## demo: with `make run` going in another terminal, play one task's whole life and print its timeline
 demo: install

@@ -92,7 +92,7 @@ def ensure_database(settings: Settings) -> None:
 def dev_environment(settings: Settings, bootstrap: str) -> dict[str, str]:
     """The children's environment: every resolved setting (flags included), the broker, dev secrets."""
     env = {**os.environ, **settings.environment(), "AIWORKER_KAFKA_BOOTSTRAP": bootstrap}
-    for name in ("service_token", "agent_token_key", "gitea_secret"):
+    for name in ("service_token", "agent_token_key", "gitea_secret", "console_token"):
         if not getattr(settings, name):
             env[f"AIWORKER_{name.upper()}"] = "dev-" + secrets.token_hex(12)
     return env
@@ -130,6 +130,7 @@ def run_dev(settings: Settings) -> int:
         say(f"agent token of agent a1: {agent_token(env['AIWORKER_AGENT_TOKEN_KEY'], 'a1')}   (others: `aiworker-events "
             "agent-token <agent_id>` with this key)")  # fmt: skip
         say(f"gitea secret: {env['AIWORKER_GITEA_SECRET']}   health: {base}/readyz   Ctrl-C stops everything")
+        say(f"console: {base}/console (log in with the console token: {env['AIWORKER_CONSOLE_TOKEN']})")
         if settings.worker_http_port:
             say(f"worker: http://127.0.0.1:{settings.worker_http_port}/readyz and /metrics (one line per folded batch below)")
         write_dev_env(env, base)
@@ -143,7 +144,15 @@ def run_dev(settings: Settings) -> int:
 
 
 DEV_ENV = Path("var/dev.env")
-DEV_ENV_KEYS = ("SERVICE_TOKEN", "AGENT_TOKEN_KEY", "GITEA_SECRET", "DATABASE_URL", "KAFKA_BOOTSTRAP", "TOPIC_PREFIX")
+DEV_ENV_KEYS = (
+    "SERVICE_TOKEN",
+    "AGENT_TOKEN_KEY",
+    "GITEA_SECRET",
+    "CONSOLE_TOKEN",
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP",
+    "TOPIC_PREFIX",
+)
 
 
 def write_dev_env(env: dict[str, str], base_url: str) -> None:

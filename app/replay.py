@@ -34,7 +34,7 @@ from rich.table import Table
 
 from app import AiworkerError, jsonio, topics
 from app.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
-from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record, parse_time
+from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record, parse_position, parse_time
 from app.settings import Settings
 from db.pool import create_pool
 
@@ -84,6 +84,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--type", dest="types", action="append", default=[], help="event type or glob (repeatable)")
     group.add_argument("--entity", dest="entities", action="append", default=[], help="entity id (key or *_id field)")
     group.add_argument("--source-topic", dest="source_topics", action="append", default=[], help="e.g. agent.events")
+    group.add_argument(
+        "--at", dest="positions", action="append", default=[], help="the dlq record at PARTITION@OFFSET (repeatable)"
+    )
     group.add_argument("--since", help="dead-lettered at or after this time (ISO 8601, UTC when no zone)")
     group.add_argument("--until", help="dead-lettered before this time (ISO 8601, UTC when no zone)")
     group.add_argument("--dry-run", action="store_true", help="fold the candidates in a rolled-back transaction; print outcomes")
@@ -101,6 +104,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
             types=tuple(args.types),
             entities=tuple(args.entities),
             source_topics=tuple(args.source_topics),
+            positions=tuple(parse_position(p) for p in args.positions),
             since=parse_time(args.since) if args.since else None,
             until=parse_time(args.until) if args.until else None,
         )
@@ -118,6 +122,8 @@ class Replayer:
         self.options = options
         self.console = console
         self.counts = ReplayCounts()
+        self.total: int | None = None
+        """Records to scan in this run, once the dlq's ends are known (for progress displays)."""
         self.inputs = {settings.topic(name) for name in topics.INPUT_TOPICS}
 
     def _select(self, tp: TopicPartition, offset: int, timestamp: int, value: bytes | None) -> DlqEntry | None:
@@ -249,6 +255,7 @@ class Replayer:
             consumer.seek(tp, starts[tp])
         remaining = {tp for tp in tps if starts[tp] < ends[tp]}
         total = sum(max(0, ends[tp] - starts[tp]) for tp in tps)
+        self.total = total
         mode = "dry run" if self.options.dry_run else "replay"
         self.console.print(f"{mode} of {dlq} ({self.options.filters.describe()}), group {group}: {total} record(s) to scan")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"))

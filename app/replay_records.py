@@ -132,6 +132,14 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def parse_position(text: str) -> tuple[int, int]:
+    """A dlq record's position PARTITION@OFFSET (as the replay and the console print it)."""
+    partition, at, offset = text.strip().partition("@")
+    if not (at and partition.isdigit() and offset.isdigit()):
+        raise ValueError(f"position {text!r} is not PARTITION@OFFSET, e.g. 0@42")
+    return int(partition), int(offset)
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Which dlq records to re-drive; every given filter must match (a list: any of its values)."""
@@ -141,10 +149,14 @@ class Filters:
     types: Sequence[str] = ()
     entities: Sequence[str] = ()
     source_topics: Sequence[str] = ()
+    positions: Sequence[tuple[int, int]] = ()
+    """dlq positions (partition, offset): only the records there."""
     since: datetime | None = None
     until: datetime | None = None
 
     def matches(self, entry: DlqEntry) -> bool:
+        if self.positions and (entry.dlq_partition, entry.dlq_offset) not in self.positions:
+            return False
         if self.reason is not None and self.reason.lower() not in entry.reason.lower():
             return False
         if self.reason_regex is not None and not self.reason_regex.search(entry.reason):
@@ -166,6 +178,7 @@ class Filters:
             f"type in {list(self.types)}" if self.types else "",
             f"entity in {list(self.entities)}" if self.entities else "",
             f"topic in {list(self.source_topics)}" if self.source_topics else "",
+            f"at {', '.join(f'{p}@{o}' for p, o in self.positions)}" if self.positions else "",
             f"since {self.since.isoformat()}" if self.since else "",
             f"until {self.until.isoformat()}" if self.until else "",
         ]

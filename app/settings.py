@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     service_token: SecretStr = Field(
         SecretStr(""), description="bearer token of the backend and deploy pipeline (every event type; secret: never printed)"
     )
+    console_token: SecretStr = Field(
+        SecretStr(""),
+        description="web: token of the operator console under /console, entered once on its login form "
+        "(separate from SERVICE_TOKEN); empty: the console is off (secret: never printed)",
+    )
+    console_session_seconds: int = Field(
+        8 * 3600, ge=60, le=30 * 86400, description="web: how long a console login lasts (its signed session cookie), s"
+    )
     http_host: str = Field("0.0.0.0", description="address the HTTP server binds")
     http_port: int = Field(8080, ge=1, le=65535, description="port of the HTTP server")
     topic_prefix: str = Field("aiworker.", description="prefix of every topic name")

@@ -125,4 +125,13 @@ def init(settings: Settings, bootstrap: str) -> web.Application:
             web.get("/metrics", metrics),
         ]
     )
+    if settings.console_token.get_secret_value():  # the console is off (404) without its token
+        from webhooks.console import console_app
+
+        app.router.add_get("/console", _to_console, allow_head=False)
+        app.add_subapp("/console", console_app(settings, bootstrap))
     return app
+
+
+async def _to_console(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/console/")

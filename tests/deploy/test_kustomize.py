@@ -22,10 +22,11 @@ from app.topics import topic_message_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p for p in (ROOT / "deploy/k8s/overlays").iterdir() if (p / "kustomization.yaml").exists())
-SECRET_SETTINGS = {"database_url", "gitea_secret", "agent_token_key", "service_token", "gitea_token"}
+SECRET_SETTINGS = {"database_url", "gitea_secret", "agent_token_key", "service_token", "gitea_token", "console_token"}
 APP_WORKLOADS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-events-k8s-watch", "aiworker-events-reconcile"}
-# Settings only one process needs, provided to it alone (least privilege: only reconcile holds the Gitea token).
-PROCESS_ONLY = {"gitea_token": "aiworker-events-reconcile"}
+# Settings only one process needs, provided to it alone (least privilege: only reconcile holds the Gitea token, only
+# the web the console's).
+PROCESS_ONLY = {"gitea_token": "aiworker-events-reconcile", "console_token": "aiworker-events-web"}
 
 Doc = dict[str, Any]
 
