@@ -79,6 +79,9 @@ class Metrics:
             "aiworker_rate_limited_requests", "POST /events requests refused by a caller's rate limit (429 or 413), by "
             "caller (agent or service) and budget (events or bytes)", ["caller", "budget"], registry=self.registry,
         )  # fmt: skip
+        for caller in ("agent", "service"):  # every label pair exported from the start, at 0
+            for budget in ("events", "bytes"):
+                self.limited.labels(caller, budget)
         self._requests: dict[tuple[str, str, str], Any] = {}
         self._accepted_gitea: dict[str, Any] = {}
 
