@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("ingest", "fold", "junk")
+BENCHMARKS = ("ingest", "fold", "junk", "console")
 
 
 def main(argv: list[str]) -> int:
