@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,53 @@ async def test_records_the_broker_refuses_for_good_are_dead_lettered_and_do_not_
         assert kept.parent == Path(settings.spool_dir) / "dead" and (await asyncio.to_thread(kept.read_bytes)).endswith(
             original.value
         )
+
+
+def break_segment(spool_dir: Path) -> Path:
+    """Put a directory where the spool's segment is (reading it fails), the segment aside; its path."""
+    segment = max(spool_dir.glob("seg-*.log"))
+    segment.rename(segment.with_name("hidden.log"))
+    segment.mkdir()
+    return segment
+
+
+def mend_segment(segment: Path) -> None:
+    segment.rmdir()
+    segment.with_name("hidden.log").rename(segment)
+
+
+def counted(metrics: str, cause: str) -> float:
+    found = re.search(rf'^aiworker_spool_drain_failures_total\{{cause="{cause}"\}} (\S+)$', metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_a_drain_that_cannot_read_its_spool_waits_counts_it_and_goes_on_once_it_can(
+    settings: Settings, own_broker: EmbeddedBroker
+) -> None:
+    settings = settings.model_copy(update={"kafka_bootstrap": own_broker.bootstrap})
+    await ensure_topics(settings, own_broker.bootstrap)
+    service = {"Authorization": f"Bearer {settings.service_token.get_secret_value()}"}
+    beats = [{"id": f"hb-{n}", "type": "agent.heartbeat", "time": "2026-11-22T10:00:00Z", "agent_id": "agent-r",
+              "status": "idle"} for n in range(3)]  # fmt: skip
+    own_broker.kill()
+    async with web_client(settings) as client:
+        for beat in beats:
+            response = await client.post("/events", json=beat, headers=service)
+            assert response.status == 202 and (await response.json())["durable"] == "spool"
+        segment = break_segment(Path(settings.spool_dir))  # reading it now fails, as on a failing disk
+        own_broker.start()
+        await ensure_topics(settings, own_broker.bootstrap)
+
+        async def failing() -> bool:
+            return counted(await (await client.get("/metrics")).text(), "spool") >= 2  # backed off, tried again
+
+        await eventually(failing, timeout=60, what="the drain to fail on the spool and try again")
+        mend_segment(segment)
+        sink = client.server.app[SINK]
+
+        async def drained() -> bool:
+            return sink.spool.empty
+
+        await eventually(drained, timeout=60, what="the drain to go on once the spool reads again")
+    delivered = await read_raw(own_broker.bootstrap, settings.topic("agent.events"), expect=3)
+    assert [json.loads(r.value)["id"] for r in delivered] == ["hb-0", "hb-1", "hb-2"]
