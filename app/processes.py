@@ -6,7 +6,6 @@ import asyncio
 import gc
 import logging
 
-import uvloop
 from aiohttp import web
 from asyncmy.errors import MySQLError
 
@@ -66,6 +65,7 @@ def check_topics(settings: Settings, bootstrap: str) -> None:
 
 
 def run_web(settings: Settings, bootstrap: str) -> int:
+    from webhooks.serve import run
     from webhooks.server import init
 
     if settings.create_topics:
@@ -79,15 +79,8 @@ def run_web(settings: Settings, bootstrap: str) -> int:
     print(f"aiworker-events web: listening on http://{settings.http_host}:{settings.http_port}", flush=True)
     app = init(settings, bootstrap)
     app.on_startup.append(_settle_gc)
-    web.run_app(
-        app,
-        loop=uvloop.new_event_loop(),
-        host=settings.http_host,
-        port=settings.http_port,
-        print=None,
-        shutdown_timeout=10.0,
-        access_log=None,
-    )
+    # as web.run_app would, with aiohttp's own error answers (a bad request line, ...) as problem+json
+    run(app, settings.http_host, settings.http_port, shutdown_timeout=10.0, access_log=None)
     return 0
 
 
