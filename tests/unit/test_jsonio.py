@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
 
 from app import jsonio
 from app.envelope import GiteaEnvelope
+from app.events import AGENT_TYPES
 from streams.decode import decode
 from streams.route import Source
+from tests.fuzz.strategies import DECODER_REFUSES, Hostile, hostile_event
 from webhooks.events_api import BodyError, decode_body, validate
 from webhooks.gitea_signature import GiteaPayloadError, parse_payload
 
@@ -121,3 +124,31 @@ def test_a_log_batch_may_use_its_two_extra_levels_and_no_other_event() -> None:
     deeper = agent_event(nested(jsonio.MAX_DEPTH + 2))  # as deep as the batch, but not a batch
     refused = decode("agent.events", Source("t.agent.events", 0, 0, None, deeper))
     assert isinstance(refused, str) and "nests 34 levels deep" in refused
+
+
+@given(hostile_event())
+def test_every_hostile_event_is_decided_alike_at_the_door_and_in_the_fold(value: Hostile) -> None:
+    """tests/fuzz/strategies.py's hostile values: the door's verdict is the fold's, and what is accepted is the doc."""
+    try:
+        items = decode_body("application/json", value.raw)
+        events, errors = validate(items)
+        web = None if errors else events[0]
+    except BodyError:
+        web = None
+    topic = "agent.events" if value.doc is None or value.doc.get("type") in AGENT_TYPES else "control.events"
+    worker = decode(topic, Source(f"t.{topic}", 0, 0, None, value.raw))
+    assert (web is None) == isinstance(worker, str), (value.kind, worker)
+    try:
+        assert (jsonio.loads(value.raw, max_depth=jsonio.MAX_DEPTH) == value.doc) is value.decodable, value.kind
+    except jsonio.JsonError:
+        assert not value.decodable, value.kind
+    if web is not None:
+        assert web == worker
+        dumped = web.model_dump(mode="json", exclude={"time"})
+        assert value.doc is not None and all(dumped[k] == v for k, v in value.doc.items() if k != "time"), value.kind
+
+
+def test_the_hostile_classes_the_decoder_refuses() -> None:
+    assert sorted(DECODER_REFUSES) == sorted(
+        ["lone surrogate", "nesting past the limit", "integer past 2^63", "1e400", "NaN", "BOM", "invalid UTF-8"]
+    )
