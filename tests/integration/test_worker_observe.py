@@ -116,3 +116,41 @@ async def test_health_fails_only_for_lag_without_progress(settings: Settings, po
     monitor.attach("fold", lambda: {})
     ready, checks = await monitor.readiness(pool)
     assert not ready and "owns no partition" in checks["partitions"]
+
+
+async def test_a_fold_stuck_waiting_for_the_database_fails_healthz_until_it_commits(
+    settings: Settings, pool: Any, tmp_path: Path
+) -> None:
+    """The fold's stored positions are locked by another transaction: its batch waits (and retries the lock wait
+    timeout), commits nothing, so with lag /healthz fails after WORKER_STALL_SECONDS; released, it folds and heals."""
+    stalled = settings.model_copy(update={"worker_stall_seconds": 2.0})
+    worker = WorkerProcess(stalled, log_path=tmp_path / "worker.log").start()
+    agents = settings.topic(topics.AGENT_EVENTS)
+    try:
+        first, second = (f"a-stall-{uuid.uuid4().hex[:8]}" for _ in range(2))
+        await produce(settings.kafka_bootstrap, [(agents, first.encode(), json.dumps(agent_registered(first)).encode())])
+        await fold_caught_up(settings, pool)
+        async with pool.acquire() as locker, locker.cursor() as cur:
+            await locker.begin()
+            # next-key locks: the consumer's rows and the gaps between them (no new partition row either)
+            await cur.execute("SELECT * FROM fold_positions WHERE consumer = %s FOR UPDATE", [settings.worker_id])
+            await produce(settings.kafka_bootstrap, [(agents, second.encode(), json.dumps(agent_registered(second)).encode())])
+
+            async def unhealthy() -> Any:
+                status, body = await get_json(f"{worker.url}/healthz")
+                return body if status == 503 else None
+
+            body = await eventually(unhealthy, timeout=60, what="/healthz to fail while the fold cannot commit")
+            assert "stalled" in body["checks"]["fold"], body
+            await locker.rollback()
+
+        async def healthy() -> bool:
+            status, _ = await get_json(f"{worker.url}/healthz")
+            return status == 200
+
+        await eventually(healthy, timeout=60, what="/healthz to recover once the fold commits")
+        rows = await fetch_all(pool, "SELECT id FROM agents WHERE id = %s", [second])
+        assert rows, "the event waited, it was not skipped"
+    finally:
+        worker.stop()
+        print("---- worker log (tail) ----\n" + worker.log()[-3000:])
