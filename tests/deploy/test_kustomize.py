@@ -27,6 +27,8 @@ APP_WORKLOADS = {"aiworker-events-web", "aiworker-events-worker", "aiworker-even
 # Settings only one process needs, provided to it alone (least privilege: only reconcile holds the Gitea token, only
 # the web the console's).
 PROCESS_ONLY = {"gitea_token": "aiworker-events-reconcile", "console_token": "aiworker-events-web"}
+# Test hooks: never deployed (a fault hook in production would dead-letter real events).
+TEST_ONLY = {"fault_event_id"}
 
 Doc = dict[str, Any]
 
@@ -96,8 +98,8 @@ def test_every_setting_is_provided_to_every_process(rendered: list[Doc]) -> None
     deployments = workloads(rendered)
     assert set(deployments) == APP_WORKLOADS
     for name, deployment in deployments.items():
-        wanted = {env_name(f) for f in Settings.model_fields if PROCESS_ONLY.get(f, name) == name}
-        withheld = {env_name(f) for f, only in PROCESS_ONLY.items() if only != name}
+        wanted = {env_name(f) for f in Settings.model_fields if PROCESS_ONLY.get(f, name) == name and f not in TEST_ONLY}
+        withheld = {env_name(f) for f, only in PROCESS_ONLY.items() if only != name} | {env_name(f) for f in TEST_ONLY}
         for container in pod_spec(deployment)["containers"]:
             provided = set(provided_env(rendered, container))
             missing = wanted - provided
@@ -116,7 +118,8 @@ def test_secrets_come_from_secrets_and_the_config_is_valid(rendered: list[Doc]) 
     env.update({k: v for k, v in provided_env(rendered, reconcile).items() if k not in env})
     for field in SECRET_SETTINGS:
         assert env[env_name(field)].startswith("<secret:"), f"{env_name(field)} must come from a Secret"
-    values = {f: v for f, v in ((f, env[env_name(f)]) for f in Settings.model_fields) if not v.startswith("<secret:")}
+    fields = [f for f in Settings.model_fields if f not in TEST_ONLY]
+    values = {f: v for f, v in ((f, env[env_name(f)]) for f in fields) if not v.startswith("<secret:")}
     settings = load_settings(**values)  # raises SettingsError naming a bad value
     assert settings.create_topics is False, "Strimzi owns the topics: AIWORKER_CREATE_TOPICS must be false"
 
