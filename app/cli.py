@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
         "reconcile": "read Gitea's API and publish what its webhooks could not deliver (a loop; --once: one pass)",
         "agent-token": "print the bearer token of one agent (<agent_id>.<hex HMAC>) from AGENT_TOKEN_KEY",
+        "trace": "what the system knows of an event, a Gitea delivery, a task or an agent: records, outcomes, "
+        "transitions, dlq entries, in order",
     }
     for name, text in helps.items():
         add_setting_flags(commands.add_parser(name, help=text, description=text))
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_replay_arguments(commands.choices["replay"])
     commands.choices["agent-token"].add_argument("agent_id", help="the agent id the token speaks for (at most 36 characters)")
+    from app.trace import add_trace_arguments
+
+    add_trace_arguments(commands.choices["trace"])
     commands.choices["reconcile"].add_argument(
         "--once", action="store_true", help="one pass over every project, then exit (1 when a project failed)"
     )
@@ -93,6 +98,10 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
         return run_reconcile(settings, require_bootstrap(settings), once=bool(getattr(args, "once", False)))
     if command == "agent-token":
         return _agent_token(settings, str(getattr(args, "agent_id", "")))
+    if command == "trace":
+        from app.trace import run_trace
+
+        return run_trace(settings, args or build_parser().parse_args(["trace"]))
     if command == "migrate":
         from db.migrate import migrate
 

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
     park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")
+    trace_retention_seconds: int = Field(
+        7 * 86400, ge=60, description="how long the fold's record of each event's outcome and transitions is kept "
+        "for `trace`, s (deleted in batches by the sweeper)",
+    )  # fmt: skip
     log_level: str = Field(
         "info", pattern="^(debug|info|warning|error)$",
         description="log level (debug also shows Faust's and aiokafka's internals, WARNING and up otherwise)",

@@ -30,6 +30,7 @@ from streams.logs import LogWriter
 from streams.outcomes import FoldStats, Refusal, label_of
 from streams.parking import Parking, Wait, WorkItem
 from streams.route import Source, scoped_id, source_order
+from streams.tracing import outcome_row
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -225,9 +226,12 @@ class Fold:
         queue = items
         while queue:
             for item in queue:
-                outcome = await self._one(item, refuse, ctx_of, seen, parking, logs, done, stats)
+                before = len(uow.outbox)
+                outcome, reason = await self._one(item, refuse, ctx_of, seen, parking, logs, done, stats)
                 key = (*label_of(item, self._short), outcome)
                 stats.events[key] = stats.events.get(key, 0) + 1
+                dlq_id = next((row[0] for row in uow.outbox[before:] if row[1] == self.dlq_topic), None)
+                uow.outcomes.append(outcome_row(item, outcome, reason, dlq_id))
             queue = await parking.wake(uow, self.decode) if wake else []
             for item in queue:
                 ctx_of.setdefault(item.source.topic, Context(uow, item.source.topic, self.settings.topic))
@@ -240,59 +244,64 @@ class Fold:
     async def _one(
         self, work: WorkItem, refuse: str | None, ctx_of: dict[str, Context], seen: set[str], parking: Parking,
         logs: LogWriter, done: list[tuple[str, str, int, int, str]], stats: FoldStats,
-    ) -> str:  # fmt: skip
-        """Fold one work item; what became of it (one of OUTCOMES)."""
+    ) -> tuple[str, str | None]:  # fmt: skip
+        """Fold one work item; what became of it (one of OUTCOMES) and why, where there is a why."""
         source, item = work.source, work.item
         uow = ctx_of[source.topic].uow
         if isinstance(item, str) or refuse is not None:
             stats.invalid += isinstance(item, str)
             stats.refused += not isinstance(item, str)
-            self._dead_letter(uow, work, item if isinstance(item, str) else str(refuse), stats)
-            return "invalid" if isinstance(item, str) else "refused"
+            why = item if isinstance(item, str) else str(refuse)
+            self._dead_letter(uow, work, why, stats)
+            return ("invalid" if isinstance(item, str) else "refused"), why
         if isinstance(item, Log | LogBatch):
             refusal = await logs.add(source, item, stats)
             if refusal is not None:
                 stats.refused += 1
                 self._dead_letter(uow, work, refusal.reason, stats, source=refusal.source, part=refusal.part)
-                return "refused"
-            return "applied"
+                return "refused", refusal.reason
+            return "applied", None
         event_id = scoped_id(item.id, source.scope)
         position = (event_id, source.topic, source.partition, source.offset)
         if event_id in seen:
             stats.duplicates += 1
-            return "duplicate"
+            return "duplicate", "this event id was folded before"
         wait = parking.waits_for(work.entity)
         if wait is not None and not creates(item, wait):
             wait = await parking.still_waits(uow, work.entity)
         if wait is not None and not creates(item, wait):
-            await parking.park(work, wait, f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}")
+            why = f"behind an earlier event of {work.entity} waiting for {wait[0]} {wait[1]}"
+            await parking.park(work, wait, why)
             stats.parked += 1
-            return "parked"
+            return "parked", why
         if self.fault_event_id and item.id == self.fault_event_id:
             raise FaultInjectedError(f"AIWORKER_FAULT_EVENT_ID names event {item.id} (a test's fault)")
         result = await handle(ctx_of[source.topic], item, source.scope)
         if result.parked is not None:
-            await parking.park(work, result.parked, f"{result.parked[0]} {result.parked[1]} does not exist yet")
+            why = f"{result.parked[0]} {result.parked[1]} does not exist yet"
+            await parking.park(work, result.parked, why)
             stats.parked += 1
-            return "parked"
+            return "parked", why
         seen.add(event_id)
         if result.refused is not None:
             stats.refused += 1
             self._dead_letter(uow, work, result.refused, stats)
             done.append((*position, "refused"))
-            return "refused"
+            return "refused", result.refused
         done.append((*position, "applied"))
+        note = None
         if result.warnings:
-            uow.outbox.append(decoding.dlq_row(source, " ".join(result.warnings), self.dlq_topic, part="|partial"))
+            note = " ".join(result.warnings)
+            uow.outbox.append(decoding.dlq_row(source, note, self.dlq_topic, part="|partial"))
             stats.dlq["partial"] = stats.dlq.get("partial", 0) + 1
         if result.changed:
             stats.applied += 1
-            return "applied"
+            return "applied", note
         if result.kind is not None:
             stats.ignored[result.kind] = stats.ignored.get(result.kind, 0) + 1
-            return "ignored"
+            return "ignored", result.ignored or result.kind
         stats.unchanged += 1
-        return "unchanged"
+        return "unchanged", note
 
     def _dead_letter(
         self, uow: UnitOfWork, work: WorkItem, reason: str, stats: FoldStats, *, source: Source | None = None, part: str = ""

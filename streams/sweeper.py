@@ -4,7 +4,8 @@ One worker sweeps at a time (a named server lock, like the outbox relay). Each a
 through its machine (`agent.mark_offline`) in a transaction that locks its row, so a heartbeat folded
 meanwhile wins; the transition's id derives from the heartbeat the sweeper saw, so a second sweep, or
 a second worker, cannot emit it twice. The sweeper also sends events parked longer than
-AIWORKER_PARK_SECONDS to the dlq: the row they wait for never came. A failing sweep is trouble or a hold
+AIWORKER_PARK_SECONDS to the dlq: the row they wait for never came, and deletes the fold's trace rows older
+than AIWORKER_TRACE_RETENTION_SECONDS (every few minutes, in batches). A failing sweep is trouble or a hold
 (db/errors.py), retried; nothing ends the sweeper but `stopping`.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +22,7 @@ from asyncmy.cursors import DictCursor
 
 from app import topics
 from app.settings import Settings
-from db import outbox
+from db import outbox, trace
 from db import parking as parked_sql
 from db.errors import Backoff, Health
 from db.pool import parse_database_url
@@ -29,10 +31,12 @@ from streams.handlers.common import Context, emit
 from streams.machines import Changed, naive_utc
 from streams.machines import agent as agent_machine
 from streams.route import Source
+from streams.tracing import expired_row
 from streams.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 SOURCE = "aiworker-events/sweeper"
+PRUNE_EVERY_SECONDS = 300.0
 
 
 class Sweeper:
@@ -82,6 +86,7 @@ class Sweeper:
                         )
                         why = f"waited {self.settings.park_seconds}s for {event.waits_table} {event.waits_id}, which never came"
                         uow.outbox.append(decode.dlq_row(source, why, self.settings.topic(topics.DLQ)))
+                        uow.outcomes.append(expired_row(event, why, uow.outbox[-1][0]))
                     await uow.flush()
                 await conn.commit()
             except BaseException:
@@ -90,6 +95,17 @@ class Sweeper:
         self.offline += moved
         self.expired += len(expired)
         return moved
+
+    async def prune_trace(self, conn: Any) -> int:
+        """Delete trace rows older than TRACE_RETENTION_SECONDS, in batches of 10,000 (each its own transaction)."""
+        total = 0
+        while (deleted := await trace.prune(conn, self.settings.trace_retention_seconds)) > 0:
+            total += deleted
+            if deleted < 10_000:
+                break
+        if total:
+            log.info("sweeper: %d trace row(s) older than %ds deleted", total, self.settings.trace_retention_seconds)
+        return total
 
     async def run(self, stopping: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Until `stopping`: hold the sweeper lock (or wait for it) and sweep every few seconds."""
@@ -103,9 +119,13 @@ class Sweeper:
                         await _sleep(stopping, interval * 2)
                         continue
                     log.info("sweeper: this worker marks stale agents offline")
+                    pruned_at = 0.0
                     while not stopping.is_set():
                         if await self.sweep_once() and wake is not None:
                             wake.set()
+                        if time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                            await self.prune_trace(conn)
+                            pruned_at = time.monotonic()
                         self.health.ok("sweeper")
                         backoff.reset()
                         await _sleep(stopping, interval)

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from db import fold_store
+from db import fold_store, trace
 from streams.machines.agent import AgentRow
 from streams.machines.deployment import DeploymentRow
 from streams.machines.project import ProjectRow
@@ -56,6 +56,9 @@ class UnitOfWork:
         self.created: list[tuple[str, str]] = []
         self.logs: list[tuple[Any, ...]] = []
         self.outbox: list[tuple[str, str, str, bytes]] = []
+        self.outcomes: list[trace.OutcomeRow] = []
+        """What became of each work item (streams/tracing.py), for `aiworker-events trace`."""
+        self.transitions: list[trace.TransitionRow] = []
 
     def _make(self, table: str, raw: dict[str, Any]) -> Any:
         row_type = ROW_TYPES[table]
@@ -102,7 +105,7 @@ class UnitOfWork:
         self._missing[table].discard(row.id)
 
     async def flush(self) -> None:
-        """Write new rows (one INSERT per table), changed columns of existing rows, logs and outbox."""
+        """Write new rows (one INSERT per table), changed columns of existing rows, logs, outbox and trace rows."""
         deferred: list[tuple[str, str, dict[str, Any]]] = []
         for table in INSERT_ORDER:
             new = [as_dict(row) for rid, row in self._rows[table].items() if rid not in self._loaded[table]]
@@ -125,3 +128,5 @@ class UnitOfWork:
             await fold_store.update_rows(self.cur, table, [(rid, changes) for t, rid, changes in deferred if t == table])
         await fold_store.insert_logs(self.cur, self.logs)
         await fold_store.insert_outbox(self.cur, self.outbox)
+        await trace.insert_outcomes(self.cur, self.outcomes)
+        await trace.insert_transitions(self.cur, self.transitions)

@@ -9,6 +9,7 @@ from typing import Any
 from streams import cloudevents
 from streams.machines import Changed, Outcome, Refused, Unchanged
 from streams.machines.domain import Input
+from streams.tracing import transition_row
 from streams.uow import UnitOfWork
 
 
@@ -46,6 +47,7 @@ def emit(ctx: Context, table: str, outcome: Changed[Any], cause: Input) -> None:
     for transition in outcome.transitions:
         topic, event_id, payload = cloudevents.transition_event(transition, outcome.row, cause, ctx.source)
         ctx.uow.outbox.append((event_id, ctx.topic_name(topic), transition.entity_id, payload))
+        ctx.uow.transitions.append(transition_row(event_id, cause.id, transition))
 
 
 async def missing(ctx: Context, needs: Sequence[tuple[str, str | None]]) -> tuple[str, str] | None:

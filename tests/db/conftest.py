@@ -29,6 +29,8 @@ TABLES_IN_DELETE_ORDER = (
     "outbox",
     "processed_events",
     "fold_positions",
+    "fold_outcomes",
+    "fold_transitions",
 )
 
 

@@ -1,0 +1,172 @@
+"""`aiworker-events trace <event id | Gitea delivery id | task id | agent id>`: what the system knows, in order.
+
+For every event the key names (or that changed the entity it names): where each of its records came in (topic,
+partition, offset, the broker's time), what the fold did with it (applied, unchanged, ignored, refused, invalid,
+duplicate, parked, expired; with the reason), the transitions it caused (id, entity, from -> to, published or
+still in the outbox) and its dlq records. From the fold's trace rows (migrations/007_trace.sql, kept
+TRACE_RETENTION_SECONDS), the outbox and parked_events: the database only, indexed lookups. `--json` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from asyncmy.cursors import DictCursor
+
+from app.settings import Settings
+from db import trace as sql
+from db.pool import connect
+
+LIMIT = 200
+
+
+@dataclass
+class TracedEvent:
+    """One event (or a cause known only by its transitions) with its records and transitions, in order."""
+
+    event_id: str | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def first(self) -> tuple[datetime, int]:
+        """When the fold first wrote of it (the order of the timeline)."""
+        return min((row["folded_at"], int(row["id"])) for row in self.records or self.transitions)
+
+    def describe(self) -> dict[str, Any]:
+        """What its records say about the event itself (the last one that says it)."""
+        out: dict[str, Any] = {"event_id": self.event_id}
+        for name in ("event_type", "delivery_id", "origin", "task_id", "agent_id"):
+            out[name.removeprefix("event_") if name == "event_type" else name] = next(
+                (r[name] for r in reversed(self.records) if r[name] is not None), None
+            )
+        return out
+
+
+@dataclass
+class Trace:
+    key: str
+    events: list[TracedEvent]
+    truncated: bool
+    limit: int = LIMIT
+
+
+async def collect(database_url: str, key: str, limit: int = LIMIT) -> Trace:
+    conn = await connect(database_url)
+    try:
+        async with conn.cursor(DictCursor) as cur:
+            records = await sql.outcomes_of(cur, key, limit)
+            truncated = len(records) >= limit
+            ids = [r["event_id"] for r in records if r["event_id"]]
+            transitions = await sql.transitions_of(cur, key, ids, limit)
+            causes = [t["cause_id"] for t in transitions if t["cause_id"] not in set(ids)]
+            known = {int(r["id"]) for r in records}
+            records += [r for r in await sql.outcomes_of_events(cur, causes) if int(r["id"]) not in known]
+            waiting = await sql.unpublished(
+                cur, [t["transition_id"] for t in transitions] + [r["dlq_id"] for r in records if r["dlq_id"]]
+            )
+            parked = await sql.still_parked(cur, [_parked_id(r) for r in records if r["outcome"] == "parked"])
+        await conn.commit()
+    finally:
+        conn.close()
+    events: dict[str | None, TracedEvent] = {}
+    for record in sorted(records, key=lambda r: int(r["id"])):
+        record["waiting"] = record["dlq_id"] in waiting if record["dlq_id"] else False
+        record["still_parked"] = record["outcome"] == "parked" and _parked_id(record) in parked
+        events.setdefault(record["event_id"], TracedEvent(record["event_id"])).records.append(record)
+    for transition in transitions:
+        transition["waiting"] = transition["transition_id"] in waiting
+        events.setdefault(transition["cause_id"], TracedEvent(transition["cause_id"])).transitions.append(transition)
+    return Trace(key, sorted(events.values(), key=lambda e: e.first()), truncated, limit)
+
+
+def _parked_id(record: dict[str, Any]) -> str:
+    from streams.route import scoped_id
+
+    return scoped_id(str(record["event_id"]), record["scope"])
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat(sep=" ", timespec="milliseconds") if isinstance(value, datetime) else None
+
+
+def as_json(found: Trace) -> dict[str, Any]:
+    """The document `trace --json` prints (times UTC, ISO 8601)."""
+    events = []
+    for event in found.events:
+        records = [
+            {
+                "topic": r["source_topic"], "partition": r["source_partition"], "offset": r["source_offset"],
+                "scope": r["scope"], "received_at": _time(r["received_at"]), "folded_at": _time(r["folded_at"]),
+                "outcome": r["outcome"], "reason": r["reason"], "still_parked": r["still_parked"],
+                "dlq": {"id": r["dlq_id"], "published": not r["waiting"]} if r["dlq_id"] else None,
+            }
+            for r in event.records
+        ]  # fmt: skip
+        transitions = [
+            {
+                "id": t["transition_id"], "entity": t["entity"], "entity_id": t["entity_id"], "from": t["from_state"],
+                "to": t["to_state"], "folded_at": _time(t["folded_at"]), "published": not t["waiting"],
+            }
+            for t in event.transitions
+        ]  # fmt: skip
+        events.append({**event.describe(), "records": records, "transitions": transitions})
+    return {"query": found.key, "events": events, "truncated": found.truncated}
+
+
+def render(found: Trace) -> str:
+    """The timeline a person reads."""
+    records = sum(len(e.records) for e in found.events)
+    transitions = sum(len(e.transitions) for e in found.events)
+    lines = [f"trace of {found.key}: {len(found.events)} event(s), {records} record(s), {transitions} transition(s)"]
+    if found.truncated:
+        lines.append(f"(only the newest {found.limit} records per lookup: pass --limit for more)")
+    for event in found.events:
+        about = event.describe()
+        head = f"{event.event_id or '(undecodable record)'} {about['type'] or ''}".rstrip()
+        extra = [f"{n.replace('_id', '')} {about[n]}" for n in ("delivery_id", "task_id", "agent_id") if about[n]]
+        if about["origin"]:
+            extra.append(f"origin {about['origin']}")
+        if not event.records:
+            extra.append("no record of its own kept: the sweeper's, or older than the retention")
+        lines += ["", head + (f"  ({', '.join(extra)})" if extra else "")]
+        for r in event.records:
+            where = f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}"
+            half = f" ({r['scope']} half)" if r["scope"] else ""
+            lines.append(f"  {_time(r['received_at']) or '?':23}  received    {where}{half}")
+            what = r["outcome"] + (f": {r['reason']}" if r["reason"] else "")
+            if r["still_parked"]:
+                what += " (still waiting)"
+            lines.append(f"  {_time(r['folded_at']):23}  {'folded':10}  {what}")
+            if r["dlq_id"]:
+                lines.append(f"  {'':23}  {'dlq':10}  {r['dlq_id']} ({'in the outbox' if r['waiting'] else 'published'})")
+        for t in event.transitions:
+            change = f"{t['from_state'] or '(new)'} -> {t['to_state']}"
+            state = "in the outbox" if t["waiting"] else "published"
+            what = f"{t['transition_id']}  {t['entity']} {t['entity_id']}: {change} ({state})"
+            lines.append(f"  {_time(t['folded_at']):23}  transition  {what}")
+    return "\n".join(lines)
+
+
+def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", metavar="ID", help="an event id, a Gitea delivery id, a task id or an agent id")
+    parser.add_argument("--json", action="store_true", help="print a JSON document instead of the timeline")
+    parser.add_argument("--limit", type=int, default=LIMIT, help=f"newest records per lookup (default {LIMIT})")
+
+
+def run_trace(settings: Settings, args: argparse.Namespace) -> int:
+    found = asyncio.run(collect(settings.database_url.get_secret_value(), args.key, max(1, args.limit)))
+    if args.json:
+        print(json.dumps(as_json(found), indent=2, ensure_ascii=False))
+    elif found.events:
+        print(render(found))
+    else:
+        print(
+            f"nothing known about {args.key}: no event, Gitea delivery, task or agent of that id was folded in the last "
+            f"{settings.trace_retention_seconds}s (AIWORKER_TRACE_RETENTION_SECONDS), or it is still on its way"
+        )
+    return 0 if found.events else 1

@@ -1,0 +1,53 @@
+"""The fold's trace rows (migrations/007_trace.sql): what became of each work item, and each transition emitted.
+
+The fold (streams/fold.py) and the sweeper queue them on the transaction's unit of work (streams/uow.py), which
+writes them with the batch's other rows; `aiworker-events trace` (app/trace.py) reads them back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.envelope import GiteaEnvelope
+from db.parking import ParkedEvent
+from db.trace import OutcomeRow, TransitionRow
+from streams.machines import Transition
+from streams.parking import WorkItem
+
+REASON_CHARS = 512
+
+
+def received_at(timestamp: float) -> datetime | None:
+    """The broker's time of a record (CreateTime, seconds) as naive UTC, None when the record has none."""
+    return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None) if timestamp > 0 else None
+
+
+def outcome_row(work: WorkItem, outcome: str, reason: str | None, dlq_id: str | None) -> OutcomeRow:
+    """The fold_outcomes row of one work item."""
+    source, item = work.source, work.item
+    event_id = event_type = delivery_id = origin = task_id = agent_id = None
+    if isinstance(item, GiteaEnvelope):
+        event_id, event_type, delivery_id, origin = item.id, item.event_type, item.delivery_id, item.origin
+    elif not isinstance(item, str):
+        event_id, event_type = item.id, item.type
+        task, agent = getattr(item, "task_id", None), getattr(item, "agent_id", None)
+        task_id = task if isinstance(task, str) else None
+        agent_id = agent if isinstance(agent, str) else None
+    return (
+        event_id, source.scope, event_type, delivery_id, origin, task_id, agent_id, source.topic, source.partition,
+        source.offset, received_at(source.timestamp), outcome, reason[:REASON_CHARS] if reason else None, dlq_id,
+    )  # fmt: skip
+
+
+def transition_row(transition_id: str, cause_id: str, transition: Transition) -> TransitionRow:
+    return (transition_id, cause_id, transition.entity, transition.entity_id, transition.from_state, transition.to_state)
+
+
+def expired_row(event: ParkedEvent, reason: str, dlq_id: str) -> OutcomeRow:
+    """The fold_outcomes row of a parked event the sweeper dead-letters (it waited longer than PARK_SECONDS)."""
+    suffix = f"|{event.scope}"
+    event_id = event.event_id[: -len(suffix)] if event.scope and event.event_id.endswith(suffix) else event.event_id
+    return (
+        event_id, event.scope, None, None, None, None, None, event.source_topic, event.source_partition,
+        event.source_offset, None, "expired", reason[:REASON_CHARS], dlq_id,
+    )  # fmt: skip
