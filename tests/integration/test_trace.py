@@ -122,7 +122,9 @@ async def test_trace_of_a_delivery_a_refused_event_a_task_and_an_agent(
 
     # An agent: its registration and the task it started (its own transitions among them).
     by_agent = await _trace(settings, agent)
-    assert [e["event_id"] for e in by_agent["events"]] == [f"ar-{u}", f"ts-{u}"]
+    assert [e["event_id"] for e in by_agent["events"] if e["records"]] == [f"ar-{u}", f"ts-{u}"]
+    for swept in [e for e in by_agent["events"] if not e["records"]]:  # the sweeper's: no heartbeat since T0
+        assert [(t["entity_id"], t["to"]) for t in swept["transitions"]] == [(agent, "offline")], swept
     mine_changed = {(t["from"], t["to"]) for e in by_agent["events"] for t in e["transitions"] if t["entity_id"] == agent}
     assert (None, "initializing") in mine_changed or (None, "idle") in mine_changed, mine_changed
 
