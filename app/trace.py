@@ -3,7 +3,7 @@
 For every event the key names (or that changed the entity it names): where each of its records came in (topic,
 partition, offset, the broker's time), what the fold did with it (applied, unchanged, ignored, refused, invalid,
 duplicate, parked, expired; with the reason), the transitions it caused (id, entity, from -> to, published or
-still in the outbox) and its dlq records. From the fold's trace rows (migrations/007_trace.sql, kept
+still in the outbox) and its dlq records. From the fold's trace rows (migrations/008_trace.sql, kept
 TRACE_RETENTION_SECONDS), the outbox and parked_events: the database only, indexed lookups. `--json` for scripts.
 """
 

@@ -1,4 +1,4 @@
-"""SQL of the fold's trace (migrations/007_trace.sql): outcome and transition rows written in the fold's
+"""SQL of the fold's trace (migrations/008_trace.sql): outcome and transition rows written in the fold's
 transaction, pruned by age, and read back by `aiworker-events trace` (app/trace.py)."""
 
 from __future__ import annotations

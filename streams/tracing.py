@@ -1,4 +1,4 @@
-"""The fold's trace rows (migrations/007_trace.sql): what became of each work item, and each transition emitted.
+"""The fold's trace rows (migrations/008_trace.sql): what became of each work item, and each transition emitted.
 
 The fold (streams/fold.py) and the sweeper queue them on the transaction's unit of work (streams/uow.py), which
 writes them with the batch's other rows; `aiworker-events trace` (app/trace.py) reads them back.

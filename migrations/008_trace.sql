@@ -1,4 +1,4 @@
--- 007_trace.sql: what the fold did with each record, for `aiworker-events trace` (app/trace.py).
+-- 008_trace.sql: what the fold did with each record, for `aiworker-events trace` (app/trace.py).
 -- Written in the fold's transaction, one multi-row INSERT per table and batch (streams/uow.py), so a trace
 -- never shows an outcome whose rows did not commit. Kept AIWORKER_TRACE_RETENTION_SECONDS (default 7 days),
 -- deleted in batches by the sweeper (db/trace.py); the rows themselves are not the fold's state.
