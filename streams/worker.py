@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 
 from app import topics
 from app.observe import Probes, Verdict
@@ -166,7 +167,10 @@ def log_batch(records: list[InputRecord], stats: FoldStats) -> None:
 def _faust_owned(app: faust.App, topic_names: set[str]) -> Owned:
     def owned() -> dict[tuple[str, int], int | None]:
         consumer = app.consumer
-        return {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment() if tp.topic in topic_names}
+        try:
+            return {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment() if tp.topic in topic_names}
+        except NotReady:  # the consumer thread has not started yet: nothing owned
+            return {}
 
     return owned
 
