@@ -3,8 +3,9 @@
 The router only reads JSON and re-keys records (streams/repartition.py); it needs none of Faust's
 stream machinery, which costs ~250 µs per record on this machine. A plain consumer costs a fraction
 of that, so the pipeline pays Faust's price once (in the fold), not twice. Offsets are committed
-to Kafka after a batch is routed; the router's positions in `fold_positions` make a redelivered
-record a no-op, so a crash or rebalance between routing and commit loses and duplicates nothing.
+to Kafka after a batch is routed (for lag tools), but an assigned partition resumes from the router's positions
+in `fold_positions` (`_SeekToStored`), which also make a redelivered record a no-op: a crash or rebalance between
+routing and commit, or a wrong offset commit, loses and duplicates nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from app import topics
@@ -28,11 +30,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Assigned partitions resume from the router's stored positions (0 where none is stored), never from Kafka's
+    committed offsets: a wrong commit can neither skip nor replay input records."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, runtime: FoldRuntime, group: str) -> None:
+        self.consumer, self.runtime, self.group = consumer, runtime, group
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = await self.runtime.stored_positions(self.group)
+        for tp in assigned:
+            self.consumer.seek(tp, stored.get((tp.topic, tp.partition), 0))
+
+
 async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -> None:
     """Route input records onto fold.tasks until the runtime stops."""
     await runtime.ready.wait()
     consumer = AIOKafkaConsumer(
-        *(settings.topic(name) for name in topics.INPUT_TOPICS),
         bootstrap_servers=bootstrap,
         group_id=router_group(settings),
         enable_auto_commit=False,
@@ -42,6 +59,8 @@ async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -
         session_timeout_ms=int(settings.kafka_session_timeout * 1000),
         heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
     )
+    group = router_group(settings)
+    consumer.subscribe([settings.topic(name) for name in topics.INPUT_TOPICS], listener=_SeekToStored(consumer, runtime, group))
     await until_done("router consumer", consumer.start, runtime.health)
     runtime.monitor.attach("route", lambda: {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment()})
     try:

@@ -27,6 +27,7 @@ from faust.exceptions import NotReady
 from app import topics
 from app.observe import Probes, Verdict
 from app.settings import Settings
+from db import observe as observe_sql
 from db.errors import Health, until_done
 from db.pool import create_pool
 from streams import faust_transport
@@ -62,11 +63,19 @@ class FoldRuntime:
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
+        self._starting = asyncio.Lock()
         self.health = Health()
         """Which loops are held (the code fails on every record) or waiting out trouble, since when: for /healthz."""
         self.monitor = FoldMonitor(settings, {"fold": settings.worker_id, "route": router_group(settings)}, self.health)
 
     async def start(self) -> None:
+        """Open the pool, the producer and the stages, once (the relay task, or the first seek to stored positions:
+        Faust seeks before it starts the app's tasks)."""
+        async with self._starting:
+            if not self.ready.is_set():
+                await self._start()
+
+    async def _start(self) -> None:
         url = self.settings.database_url.get_secret_value()
         self.pool = await until_done("database pool", lambda: create_pool(url, minsize=1, maxsize=8), self.health)
         self.fold = Fold(self.pool, self.settings, direct=True)
@@ -121,12 +130,27 @@ class FoldRuntime:
 
         return await until_done(stage, attempt, self.health, stopping=self.stopping, on_failure=retried)
 
+    async def stored_positions(self, consumer: str) -> dict[tuple[str, int], int]:
+        """The next offsets `consumer` stored in fold_positions: where its partitions resume after an assignment
+        (positions are the database's, not Kafka's committed offsets). Database trouble waits."""
+        await self.start()
+
+        async def read() -> dict[tuple[str, int], int]:
+            async with self.pool.acquire() as conn, conn.cursor() as cur:
+                found = await observe_sql.stored_positions(cur, consumer)
+                await conn.rollback()
+            return found
+
+        return await until_done(f"positions of {consumer}", read, self.health, stopping=self.stopping)
+
     async def route_until_done(self, records: list[InputRecord]) -> int:
         await self.ready.wait()
         router = self.router
         assert router is not None
         started = time.monotonic()
         routed = await self._until_done("route", lambda: router.route_batch(records))
+        if routed < len(records):
+            log.warning("router: %d record(s) below the stored positions skipped (delivered again)", len(records) - routed)
         self.monitor.batch_done("route", records, time.monotonic() - started)
         return routed
 
@@ -137,6 +161,8 @@ class FoldRuntime:
         assert fold is not None and relay is not None
         started = time.monotonic()
         stats = await self._until_done("fold", lambda: fold.apply_batch(records))
+        if stats.replayed:
+            log.warning("fold: %d record(s) below the stored positions skipped (delivered again)", stats.replayed)
         self.monitor.batch_done("fold", records, time.monotonic() - started, stats)
         relay.wake.set()
         return stats
@@ -212,9 +238,10 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
         autodiscover=False,
         web_enabled=False,
     )
-    faust_transport.install(app, settings.kafka_fetch_max_wait_ms)
     runtime = FoldRuntime(settings, bootstrap)
-    inputs = app.topic(settings.topic(topics.FOLD_TASKS), settings.topic(topics.AGENT_EVENTS), value_serializer="raw")
+    folded = (settings.topic(topics.FOLD_TASKS), settings.topic(topics.AGENT_EVENTS))
+    faust_transport.install(app, settings.kafka_fetch_max_wait_ms, lambda: runtime.stored_positions(settings.worker_id), folded)
+    inputs = app.topic(*folded, value_serializer="raw")
 
     @app.task  # type: ignore[untyped-decorator]
     async def route() -> None:
