@@ -6,11 +6,22 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 Id = Annotated[str, Field(min_length=1, max_length=191)]
 EntityId = Annotated[str, Field(min_length=1, max_length=36)]
-Text = Annotated[str, Field(max_length=1_000_000)]
+TEXT_BYTES = 65_535
+"""What a TEXT column holds: 65,535 bytes (of UTF-8, utf8mb4), whatever the number of characters."""
+
+
+def _fits_text(value: str) -> str:
+    if len(value) > TEXT_BYTES // 4 and len(value.encode("utf-8")) > TEXT_BYTES:  # 4 bytes a character at most
+        raise ValueError(f"String should have at most {TEXT_BYTES} bytes in UTF-8 (the database column's size)")
+    return value
+
+
+ColumnText = Annotated[str, Field(max_length=TEXT_BYTES), AfterValidator(_fits_text)]
+"""Text that a TEXT column stores: what the door accepts, the fold can write."""
 _RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
@@ -73,7 +84,7 @@ class AgentHeartbeat(AgentEvent):
 
 class AgentError(AgentEvent):
     type: Literal["agent.error"]
-    message: Text
+    message: ColumnText
 
 
 class AgentStopped(AgentEvent):
@@ -89,8 +100,8 @@ class TaskQuestionAsked(AgentEvent):
     type: Literal["task.question_asked"]
     task_id: EntityId
     question_id: EntityId
-    question: Annotated[str, Field(min_length=1, max_length=65_535)]
-    context: Annotated[str, Field(max_length=65_535)] | None = None
+    question: Annotated[ColumnText, Field(min_length=1)]
+    context: ColumnText | None = None
 
 
 class TaskReadyForReview(AgentEvent):
@@ -106,7 +117,7 @@ class TaskReadyForReview(AgentEvent):
 class Log(AgentEvent):
     type: Literal["log"]
     level: Literal["debug", "info", "warn", "error"] = "info"
-    message: Annotated[str, Field(max_length=65_535)]
+    message: ColumnText
     metadata: dict[str, Any] | None = None
     task_id: EntityId | None = None
 
@@ -126,7 +137,7 @@ class ProjectUpserted(Event):
     project_id: EntityId
     name: Annotated[str, Field(min_length=1, max_length=255)]
     k8s_namespace: Annotated[str, Field(min_length=1, max_length=63)]
-    description: str | None = None
+    description: ColumnText | None = None
     gitea_repo_id: int | None = None
     gitea_repo_url: Annotated[str, Field(max_length=512)] | None = None
     gitea_owner: Annotated[str, Field(max_length=100)] | None = None
@@ -155,7 +166,7 @@ class TaskCreated(Event):
     task_id: EntityId | None = None
     project_id: EntityId
     title: Annotated[str, Field(min_length=1, max_length=255)]
-    description: str | None = None
+    description: ColumnText | None = None
     priority: Literal["low", "medium", "high", "urgent"] = "medium"
     estimated_complexity: Literal["trivial", "simple", "medium", "complex"] = "medium"
 
@@ -174,7 +185,7 @@ class TaskCreated(Event):
 class TaskQuestionAnswered(Event):
     type: Literal["task.question_answered"]
     question_id: EntityId
-    response: Annotated[str, Field(max_length=65_535)]
+    response: ColumnText
     responded_by: EntityId | None = None
     task_id: EntityId | None = None
 
@@ -210,7 +221,7 @@ class TaskGroupCreated(Event):
     task_ids: Annotated[list[EntityId], Field(min_length=1)]
     staging_branch: Annotated[str, Field(max_length=255)] | None = None
     created_by: EntityId | None = None
-    notes: str | None = None
+    notes: ColumnText | None = None
 
     @model_validator(mode="after")
     def _default_group_id(self) -> TaskGroupCreated:
@@ -247,8 +258,8 @@ class DeploymentEvent(Event):
     k8s_deployment_name: Annotated[str, Field(max_length=253)] | None = None
     image_tag: Annotated[str, Field(max_length=255)] | None = None
     url: Annotated[str, Field(max_length=512)] | None = None
-    error_message: str | None = None
-    logs: str | None = None
+    error_message: ColumnText | None = None
+    logs: ColumnText | None = None
     triggered_by: EntityId | None = None
 
     @model_validator(mode="after")

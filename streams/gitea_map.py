@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.events import TEXT_BYTES
 from app.gitea_repository import RepoRef, RepositoryError, repository_of
 
 TASK_NAMESPACE = uuid.UUID("b3c5f0e2-6a1d-4c8e-9f27-5d4a3e1b7c90")
@@ -250,9 +251,16 @@ def _issues(etype: str, payload: Mapping[str, Any], repo: RepoRef) -> list[Inten
     if AIWORKER_LABEL not in (label.lower() for label in labels):
         return [Ignored(etype, f"issue #{number} has no {AIWORKER_LABEL!r} label")]
     title = (_str(issue.get("title")) or f"Gitea issue #{number}").strip()[:TITLE_MAX]
-    body = _str(issue.get("body"))
+    body = _cut_utf8(_str(issue.get("body")), TEXT_BYTES)  # as the title: what the column holds, never a refusal
     issue_url = _str(issue.get("html_url"))
     return [CreateTaskFromIssue(repo, number, task_id, title, body, priority_from_labels(labels), issue_url, labels)]
+
+
+def _cut_utf8(text: str | None, limit: int) -> str | None:
+    """`text` cut to at most `limit` bytes of UTF-8, at a character boundary."""
+    if text is None or len(text) <= limit // 4:
+        return text
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 def _branch(ref: object) -> str | None:

@@ -326,3 +326,13 @@ def test_mutated_samples_never_crash(data: st.DataObject, sample: Sample, replac
             target[last] = copy.deepcopy(replacement)
     for intent in map_delivery(sample.event_type, payload):
         assert isinstance(intent, Intent)
+
+
+def test_an_issue_body_is_cut_to_what_the_description_column_holds() -> None:
+    from app.events import TEXT_BYTES
+
+    payload = json.loads(load_sample("issues__opened_aiworker").payload_bytes)
+    payload["issue"]["body"] = "ü" * 1_000_000
+    [intent] = map_delivery("issues", payload)
+    assert isinstance(intent, CreateTaskFromIssue) and intent.description is not None
+    assert len(intent.description.encode()) == TEXT_BYTES - 1 and intent.description == "ü" * (TEXT_BYTES // 2)

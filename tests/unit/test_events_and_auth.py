@@ -127,3 +127,18 @@ def test_the_agent_token_command_prints_what_the_web_accepts(capsys: pytest.Capt
     assert token == agent_token("key", "pod-7") and auth(token) == Caller(service=False, agent_id="pod-7")
     assert main(["agent-token", "x" * 37, "--agent-token-key", "key"]) == 1
     assert "1 to 36 characters" in capsys.readouterr().err
+
+
+def test_text_bound_for_a_text_column_is_limited_by_its_utf8_bytes() -> None:
+    from pydantic import ValidationError
+
+    from app.events import TEXT_BYTES, parse_event
+
+    base = {"id": "e", "type": "task.created", "time": "2026-11-22T10:00:00Z", "task_id": "t", "project_id": "p", "title": "T"}
+    assert parse_event(base | {"description": "€" * (TEXT_BYTES // 3)}).description is not None  # type: ignore[attr-defined]
+    for text in ("€" * (TEXT_BYTES // 3 + 1), "x" * (TEXT_BYTES + 1), "ü" * 1_000_000):
+        with pytest.raises(ValidationError, match="description"):
+            parse_event(base | {"description": text})
+    error = {"id": "e", "type": "agent.error", "time": "2026-11-22T10:00:00Z", "agent_id": "a", "message": "😀" * 20_000}
+    with pytest.raises(ValidationError, match="bytes in UTF-8"):
+        parse_event(error)
