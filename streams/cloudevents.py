@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -44,12 +43,9 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON; naive datetimes are UTC ("...Z"). orjson, or the standard library for what orjson
-    refuses (integers past 64 bits in a JSON column, say): the same text either way."""
-    try:
-        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
-    except TypeError:
-        return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON; naive datetimes are UTC ("...Z"). orjson alone: what it cannot write (an integer past
+    64 bits) never comes in, since app/jsonio.py refuses it at the door and in the fold (TypeError otherwise)."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
 
 
 def transition_id(cause_id: str, transition: Transition) -> str:
