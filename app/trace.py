@@ -58,21 +58,27 @@ class Trace:
 async def collect(database_url: str, key: str, limit: int = LIMIT) -> Trace:
     conn = await connect(database_url)
     try:
-        async with conn.cursor(DictCursor) as cur:
-            records = await sql.outcomes_of(cur, key, limit)
-            truncated = len(records) >= limit
-            ids = [r["event_id"] for r in records if r["event_id"]]
-            transitions = await sql.transitions_of(cur, key, ids, limit)
-            causes = [t["cause_id"] for t in transitions if t["cause_id"] not in set(ids)]
-            known = {int(r["id"]) for r in records}
-            records += [r for r in await sql.outcomes_of_events(cur, causes) if int(r["id"]) not in known]
-            waiting = await sql.unpublished(
-                cur, [t["transition_id"] for t in transitions] + [r["dlq_id"] for r in records if r["dlq_id"]]
-            )
-            parked = await sql.still_parked(cur, [_parked_id(r) for r in records if r["outcome"] == "parked"])
+        found = await collect_on(conn, key, limit)
         await conn.commit()
     finally:
         conn.close()
+    return found
+
+
+async def collect_on(conn: Any, key: str, limit: int = LIMIT) -> Trace:
+    """The trace of `key` read on an open connection (the console's task page reads it so, from its pool)."""
+    async with conn.cursor(DictCursor) as cur:
+        records = await sql.outcomes_of(cur, key, limit)
+        truncated = len(records) >= limit
+        ids = [r["event_id"] for r in records if r["event_id"]]
+        transitions = await sql.transitions_of(cur, key, ids, limit)
+        causes = [t["cause_id"] for t in transitions if t["cause_id"] not in set(ids)]
+        known = {int(r["id"]) for r in records}
+        records += [r for r in await sql.outcomes_of_events(cur, causes) if int(r["id"]) not in known]
+        waiting = await sql.unpublished(
+            cur, [t["transition_id"] for t in transitions] + [r["dlq_id"] for r in records if r["dlq_id"]]
+        )
+        parked = await sql.still_parked(cur, [_parked_id(r) for r in records if r["outcome"] == "parked"])
     events: dict[str | None, TracedEvent] = {}
     for record in sorted(records, key=lambda r: int(r["id"])):
         record["waiting"] = record["dlq_id"] in waiting if record["dlq_id"] else False

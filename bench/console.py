@@ -30,7 +30,8 @@ from db.pool import create_pool
 from webhooks.server import init
 
 SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:3306").rstrip("/")
-BOARD_TASKS, AGENTS, ROUNDS, LIMIT_MS = 10_000, 200, 30, 300.0
+BOARD_TASKS, AGENTS, DELIVERIES, ROUNDS, LIMIT_MS = 10_000, 200, 100_000, 30, 300.0
+GITEA_TYPES = ("push", "pull_request", "issues", "issue_comment", "pull_request_review_approved", "create", "status")
 TOKEN = "bench-console-token"
 
 
@@ -67,6 +68,30 @@ async def seed(pool: Any, project_id: str) -> str:
     return "t00001"
 
 
+async def seed_deliveries(pool: Any) -> str:
+    """DELIVERIES fold outcomes of Gitea deliveries (100 repositories, a few types, 1% refused) interleaved with as
+    many of other work items (agent events: no origin); returns one delivery id."""
+    rng = random.Random(13)
+    rows = []
+    for i in range(DELIVERIES * 2):
+        if i % 2:
+            rows.append((f"e{i}", "agent.heartbeat", None, None, None, "aiw.agent.events", 0, i, "applied", None))
+            continue
+        outcome = "refused" if rng.random() < 0.01 else rng.choice(("applied", "ignored", "unchanged"))
+        reason = "the payload's repository is not the project's" if outcome == "refused" else None
+        rows.append((f"gitea:{i}", rng.choice(GITEA_TYPES), f"d-{i:06d}", "delivery", f"org{rng.randrange(100)}/repo",
+                     "aiw.fold.tasks", 1, i, outcome, reason))  # fmt: skip
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        for start in range(0, len(rows), 5000):
+            await cur.executemany(
+                "INSERT INTO fold_outcomes (event_id, event_type, delivery_id, origin, repository, source_topic,"
+                " source_partition, source_offset, outcome, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows[start : start + 5000],
+            )
+        await conn.commit()
+    return "d-050000"
+
+
 async def timed(client: TestClient, path: str, json: bool) -> list[float]:  # type: ignore[type-arg]
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json" if json else "text/html"}
     took = []
@@ -93,6 +118,7 @@ async def run() -> int:
             pool = await create_pool(url, minsize=1, maxsize=2)
             project_id = "p-big"
             task_id = await seed(pool, project_id)
+            delivery = await seed_deliveries(pool)
             async with pool.acquire() as conn, conn.cursor() as cur:
                 await cur.execute(
                     "EXPLAIN SELECT id FROM tasks FORCE INDEX (idx_tasks_project_state) WHERE project_id = %s AND state = %s"
@@ -118,6 +144,12 @@ async def run() -> int:
                     "board, backlog column, next page": (f"{base}?state=backlog&after={cursor}", True),
                     "task page (20 questions, 2000 log lines)": (f"/console/tasks/{task_id}", False),
                     "agents": ("/console/agents", False),
+                    f"deliveries, {DELIVERIES} (+ as many other outcomes)": ("/console/deliveries", False),
+                    "deliveries, by delivery id": (f"/console/deliveries?delivery_id={delivery}", True),
+                    "deliveries, by repository": ("/console/deliveries?repository=org7/repo", True),
+                    "deliveries, by event type": ("/console/deliveries?event_type=status", True),
+                    "deliveries, refused (1%)": ("/console/deliveries?outcome=refused", True),
+                    "deliveries, a page deep in the middle": ("/console/deliveries?before=100000", True),
                 }
                 print(f"{'page':48} {'median ms':>10} {'p95 ms':>8} {'x baseline':>11}")
                 baseline = 0.0

@@ -3,8 +3,11 @@
 Indexes each query walks (EXPLAIN-checked on a 10,000-task project by `python -m bench console`):
 - board columns: idx_tasks_project_state (project_id, state, created_at) + the primary key, backwards, from a
   (created_at, id) cursor; per-state counts: idx_project_state (project_id, state), index only;
-- task page: the primary key; questions idx_task_status; log lines idx_task_created; transitions
-  idx_outbox_key (message_key, id), migration 007;
+- task page: the primary key; questions idx_task_status; log lines idx_task_created; its timeline is the
+  fold's trace (db/trace.py, read by app/trace.py as `aiworker-events trace` reads it);
+- deliveries: fold_outcomes (008_trace.sql) by idx_fold_outcomes_delivery for a delivery id, else one of the
+  indexes of migration 009 (origin, id), (origin, event_type, id), (origin, outcome, id), (repository, id),
+  backwards from an id cursor;
 - agents: the primary key from an id cursor; recent lines of an agent idx_agent_logs_recent, of the fleet the
   primary key backwards.
 """
@@ -157,15 +160,6 @@ async def task_logs(conn: Any, task_id: str, limit: int = 100) -> list[Row]:
     )
 
 
-async def transitions(conn: Any, key: str, limit: int = 200) -> list[Row]:
-    """Transitions about an entity still in the outbox (published rows are kept AIWORKER_OUTBOX retention: an hour)."""
-    return await _all(
-        conn,
-        "SELECT id, event_id, topic, payload, created_at, published_at FROM outbox WHERE message_key = %s ORDER BY id LIMIT %s",
-        [key, limit],
-    )
-
-
 async def agents(conn: Any, limit: int, after: str | None = None) -> list[Row]:
     """Agents by id from a cursor, each with the title of its current task."""
     page, params = ("WHERE a.id > %s ", [after]) if after else ("", [])
@@ -190,4 +184,44 @@ async def recent_logs(conn: Any, agent_id: str | None, limit: int = 50) -> list[
         )
     return await _all(
         conn, "SELECT id, agent_id, task_id, level, message, created_at FROM agent_logs ORDER BY id DESC LIMIT %s", [limit]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which Gitea deliveries the deliveries page lists: all of an origin, or those of one id, repository, type,
+    outcome (several at once: the first of these picks the index, the others filter its rows)."""
+
+    origin: str = "delivery"
+    delivery_id: str = ""
+    repository: str = ""
+    event_type: str = ""
+    outcome: str = ""
+
+    def sql(self) -> tuple[str, str, list[Any]]:
+        """(index hint, conditions, parameters)."""
+        clauses, params = ["origin = %s"], [self.origin]
+        for column, value in (("delivery_id", self.delivery_id), ("repository", self.repository),
+                              ("event_type", self.event_type), ("outcome", self.outcome)):  # fmt: skip
+            if value:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        index = (
+            "idx_fold_outcomes_delivery" if self.delivery_id else "idx_fold_outcomes_repository" if self.repository
+            else "idx_fold_outcomes_origin_type" if self.event_type else "idx_fold_outcomes_origin_outcome" if self.outcome
+            else "idx_fold_outcomes_origin"
+        )  # fmt: skip
+        return index, " AND ".join(clauses), params
+
+
+async def deliveries(conn: Any, where: DeliveryFilter, limit: int, before: int | None = None) -> list[Row]:
+    """The newest `limit` fold outcomes of Gitea deliveries matching `where`, older than the row id `before`."""
+    index, clauses, params = where.sql()
+    page, page_params = (" AND id < %s", [before]) if before is not None else ("", [])
+    return await _all(
+        conn,
+        "SELECT id, delivery_id, event_type, repository, origin, outcome, reason, received_at, folded_at, event_id, dlq_id,"
+        f" task_id, source_topic, source_partition, source_offset FROM fold_outcomes FORCE INDEX ({index})"
+        f" WHERE {clauses}{page} ORDER BY id DESC LIMIT %s",
+        [*params, *page_params, limit],
     )

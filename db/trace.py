@@ -11,7 +11,7 @@ from db.literals import escape_backslashes, quoter
 
 OUTCOME_COLUMNS = (
     "event_id", "scope", "event_type", "delivery_id", "origin", "task_id", "agent_id", "source_topic", "source_partition",
-    "source_offset", "received_at", "outcome", "reason", "dlq_id",
+    "source_offset", "received_at", "outcome", "reason", "dlq_id", "repository",
 )  # fmt: skip
 TRANSITION_COLUMNS = ("transition_id", "cause_id", "entity", "entity_id", "from_state", "to_state")
 OutcomeRow = tuple[Any, ...]

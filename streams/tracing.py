@@ -25,9 +25,10 @@ def received_at(timestamp: float) -> datetime | None:
 def outcome_row(work: WorkItem, outcome: str, reason: str | None, dlq_id: str | None) -> OutcomeRow:
     """The fold_outcomes row of one work item."""
     source, item = work.source, work.item
-    event_id = event_type = delivery_id = origin = task_id = agent_id = None
+    event_id = event_type = delivery_id = origin = task_id = agent_id = repository = None
     if isinstance(item, GiteaEnvelope):
         event_id, event_type, delivery_id, origin = item.id, item.event_type, item.delivery_id, item.origin
+        repository = item.repository or None  # the record key: the full name the web read (the console searches it)
     elif not isinstance(item, str):
         event_id, event_type = item.id, item.type
         task, agent = getattr(item, "task_id", None), getattr(item, "agent_id", None)
@@ -36,6 +37,7 @@ def outcome_row(work: WorkItem, outcome: str, reason: str | None, dlq_id: str | 
     return (
         event_id, source.scope, event_type, delivery_id, origin, task_id, agent_id, source.topic, source.partition,
         source.offset, received_at(source.timestamp), outcome, reason[:REASON_CHARS] if reason else None, dlq_id,
+        repository,
     )  # fmt: skip
 
 
@@ -49,5 +51,5 @@ def expired_row(event: ParkedEvent, reason: str, dlq_id: str) -> OutcomeRow:
     event_id = event.event_id[: -len(suffix)] if event.scope and event.event_id.endswith(suffix) else event.event_id
     return (
         event_id, event.scope, None, None, None, None, None, event.source_topic, event.source_partition,
-        event.source_offset, None, "expired", reason[:REASON_CHARS], dlq_id,
+        event.source_offset, None, "expired", reason[:REASON_CHARS], dlq_id, None,
     )  # fmt: skip

@@ -15,6 +15,7 @@ import aiohttp
 
 from app import topics
 from tests.console.conftest import CONSOLE_TOKEN, T0, System
+from tests.gitea_samples import load_sample
 from tests.harness import eventually, produce
 
 WAIT_MS = 20_000
@@ -223,4 +224,37 @@ async def test_the_overview_counts_each_project_s_tasks_by_state(browser: Any, s
     await row.locator("td.total:text('3')").wait_for(timeout=WAIT_MS)  # the overview refreshes itself
     assert (await row.locator("td.state-backlog").text_content() or "").strip() == "3"
     await page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+    await page.context.close()
+
+
+async def test_a_gitea_delivery_is_found_by_its_id_and_its_repository(browser: Any, system: System, screenshots: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    project_id = await make_project(system, tag)
+    sample = load_sample("issue_comment")
+    delivery = str(uuid.uuid4())
+    headers = {**sample.signed_headers(system.settings.gitea_secret.get_secret_value()), "X-Gitea-Delivery": delivery}
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(f"{system.url}/webhooks/gitea/{project_id}", data=sample.payload_bytes, headers=headers)
+        assert response.status == 202, await response.text()
+    page = await logged_in(browser, system)
+    await page.goto(f"{system.url}/console/deliveries")
+
+    async def listed() -> bool:
+        await page.fill("input[name=delivery_id]", delivery)
+        await page.click("#delivery-search button")
+        await page.wait_for_load_state()
+        return await page.locator(f"#deliveries tr[data-delivery='{delivery}']").count() == 1
+
+    await eventually(listed, what=f"delivery {delivery} on the deliveries page")
+    row = page.locator(f"#deliveries tr[data-delivery='{delivery}']")
+    assert "issue_comment" in (await row.text_content() or "") and "acme/webshop" in (await row.text_content() or "")
+    assert await page.locator("#deliveries tbody tr").count() == 1, "a search by delivery id showed other deliveries"
+    await page.screenshot(path=str(screenshots / "deliveries.png"), full_page=True)
+    await page.fill("input[name=delivery_id]", "")
+    await page.fill("input[name=repository]", "ACME/webshop")
+    await page.click("#delivery-search button")
+    await page.wait_for_load_state()
+    assert await page.locator(f"#deliveries tr[data-delivery='{delivery}']").count() == 1
+    twin = await (await page.request.get(page.url, headers={"Accept": "application/json"})).json()
+    assert all(d["repository"].lower() == "acme/webshop" for d in twin["deliveries"]) and twin["deliveries"], twin
     await page.context.close()

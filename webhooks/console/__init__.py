@@ -105,7 +105,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def console_app(settings: Settings, bootstrap: str) -> web.Application:
     """The sub-application to mount at /console (only when a console token is set)."""
-    from webhooks.console import dlq_views, views
+    from webhooks.console import deliveries, dlq_views, views
 
     app = web.Application(middlewares=[console_middleware])
     app[KEYS] = SessionKeys(settings.console_token.get_secret_value())
@@ -121,6 +121,6 @@ def console_app(settings: Settings, bootstrap: str) -> web.Application:
     app.router.add_static("/static", HERE / "static", append_version=False)
     app.add_routes([
         web.get("/login", login_form), web.post("/login", login), web.post("/logout", logout),
-        *views.routes(), *dlq_views.routes(),
+        *views.routes(), *dlq_views.routes(), *deliveries.routes(),
     ])  # fmt: skip
     return app

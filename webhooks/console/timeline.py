@@ -1,13 +1,13 @@
-"""One timeline of a task (pure): its row's milestones, the transitions and dlq notes still in the outbox, the dlq
-records that name it, its questions and answers and its deployments, oldest first."""
+"""One timeline of a task (pure): its row's milestones, the fold's trace of it (every record with what the fold
+did and why, every transition with its cause: app/trace.py, as `aiworker-events trace` shows it), its questions
+and answers and its deployments, oldest first."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from app import jsonio
-from app.replay_records import DlqEntry
+from app.trace import Trace
 
 Row = dict[str, Any]
 MILESTONES = (
@@ -24,11 +24,6 @@ MILESTONES = (
 def _utc(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
     return None
 
 
@@ -37,39 +32,29 @@ def _item(at: Any, kind: str, source: str, what: str, detail: str = "", ref: str
     return {"at": moment, "kind": kind, "source": source, "what": what, "detail": detail, "ref": ref} if moment else None
 
 
-def _outbox(row: Row, dlq_topic: str) -> Row | None:
-    try:
-        body = jsonio.loads(bytes(row["payload"]))
-    except jsonio.JsonError:
-        return _item(row["created_at"], "transition", "outbox", "unreadable outbox row", ref=str(row["event_id"]))
-    if not isinstance(body, dict):
-        return None
-    if row["topic"] == dlq_topic:
-        source: dict[str, Any] = body["source"] if isinstance(body.get("source"), dict) else {}
-        where = f"{source.get('topic')}/{source.get('partition')}@{source.get('offset')}" if source else ""
-        return _item(row["created_at"], "refused", "fold", "refused, to the dlq", str(body.get("reason", "")), where)
-    data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
-    cause: dict[str, Any] = data["cause"] if isinstance(data.get("cause"), dict) else {}
-    what = f"{data.get('from') or '∅'} → {data.get('to')}"
-    detail = f"{cause.get('type', '?')} from {cause.get('source', '?')} (event {cause.get('id', '?')})"
-    return _item(body.get("time") or row["created_at"], "transition", str(body.get("type", "transition")), what, detail,
-                 str(row["event_id"]))  # fmt: skip
+def _traced(found: Trace) -> list[Row | None]:
+    items: list[Row | None] = []
+    for event in found.events:
+        about = event.describe()
+        kind = about["type"] or "record"
+        for r in event.records:
+            where = f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}"
+            half = f" ({r['scope']} half)" if r["scope"] else ""
+            what = f"{kind}{half}: {r['outcome']}" + (" (still waiting)" if r.get("still_parked") else "")
+            detail = (r["reason"] or "") + (f" (dlq record {r['dlq_id']})" if r["dlq_id"] else "")
+            refused = r["outcome"] in ("refused", "invalid", "expired")
+            items.append(_item(r["folded_at"], "refused" if refused else "event", where, what, detail, str(event.event_id or "")))
+        for t in event.transitions:
+            change = f"{t['from_state'] or '∅'} → {t['to_state']}"
+            detail = f"caused by {kind} (event {event.event_id})" + (" (in the outbox)" if t.get("waiting") else "")
+            items.append(_item(t["folded_at"], "transition", f"{t['entity']} {t['entity_id']}", change, detail,
+                               str(t["transition_id"])))  # fmt: skip
+    return items
 
 
-def _dlq(entry: DlqEntry) -> Row | None:
-    where = f"{entry.topic}/{entry.partition}@{entry.offset} (dlq {entry.dlq_partition}@{entry.dlq_offset})"
-    return _item(entry.time(), "refused", "dlq", f"{entry.event_type} refused", entry.reason, where)
-
-
-def timeline(task: Row, outbox: list[Row], questions: list[Row], deployments: list[Row], dlq: list[DlqEntry],
-             dlq_topic: str) -> list[Row]:  # fmt: skip
+def timeline(task: Row, found: Trace, questions: list[Row], deployments: list[Row]) -> list[Row]:
     items: list[Row | None] = [_item(task.get(column), "row", "tasks", what) for column, what in MILESTONES]
-    seen_refusals = set()
-    for row in outbox:
-        items.append(_outbox(row, dlq_topic))
-        if row["topic"] == dlq_topic:
-            seen_refusals.add(str(row["event_id"]))
-    items += [_dlq(e) for e in dlq if e.dlq_id not in seen_refusals]
+    items += _traced(found)
     for q in questions:
         items.append(_item(q["asked_at"], "question", "agent", "asked", str(q["question"]), str(q["id"])))
         items.append(_item(q["responded_at"], "answer", str(q["responded_by"] or "?"), "answered", str(q["response"] or ""),

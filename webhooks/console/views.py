@@ -7,10 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from app import topics
+from app.trace import as_json, collect_on
 from db import console as sql
 from webhooks.console import CONSOLE_SETTINGS, LOOK, render
-from webhooks.console.kafka import BrokerLookError
 from webhooks.console.pipeline import health
 from webhooks.console.timeline import timeline
 from webhooks.state import DB_POOL, SINK
@@ -85,7 +84,6 @@ async def board(request: web.Request) -> web.StreamResponse:
 
 async def task(request: web.Request) -> web.StreamResponse:
     task_id = request.match_info["task_id"]
-    settings = request.app[CONSOLE_SETTINGS]
     async with request.config_dict[DB_POOL].acquire() as conn:  # type: ignore[attr-defined]
         row = await sql.task(conn, task_id)
         if row is None:
@@ -94,19 +92,12 @@ async def task(request: web.Request) -> web.StreamResponse:
         questions = await sql.questions(conn, task_id)
         deployments = await sql.deployments(conn, row)
         logs = await sql.task_logs(conn, task_id)
-        outbox = await sql.transitions(conn, task_id)
+        found = await collect_on(conn, task_id)
         await conn.rollback()
-    problems: list[str] = []
-    try:
-        dlq, _ = await request.app[LOOK].newest_dlq(settings.topic(topics.DLQ), 500)
-        refusals = [e for e in dlq if task_id in e.entities()]
-    except BrokerLookError as exc:
-        refusals = []
-        problems.append(f"dlq records: {exc}")
     data = {
-        "task": row, "questions": questions, "deployments": deployments, "logs": logs, "problems": problems,
-        "timeline": timeline(row, outbox, questions, deployments, refusals, settings.topic(topics.DLQ)),
-        "labels": STATE_LABELS,
+        "task": row, "questions": questions, "deployments": deployments, "logs": logs,
+        "timeline": timeline(row, found, questions, deployments), "trace": as_json(found), "labels": STATE_LABELS,
+        "trace_truncated": found.truncated,
     }  # fmt: skip
     template = "_task.html" if request.headers.get("HX-Request") else "task.html"
     return render.page(request, template, data)
