@@ -24,7 +24,7 @@ from db.pool import connect, create_pool, parse_database_url
 from tests.gitea_samples import load_sample
 from tests.harness import WebProcess, WorkerProcess, eventually, fetch_all, read_records
 from tests.webhooks.ingest_helpers import web_client
-from webhooks.auth import agent_token
+from webhooks.auth import agent_mac, agent_token
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,8 @@ async def test_the_demo_writes_no_secret_anywhere(
     finally:
         web.stop()
         worker.stop()
-    needles = {**SECRETS, **{f"token of agent {a['id']}": agent_token(SECRETS["agent token key"], a["id"]) for a in agents}}
+    key = SECRETS["agent token key"]
+    needles = {**SECRETS, **{f"token MAC of agent {a['id']}": agent_mac(key, a["id"]) for a in agents}}
     haystacks = {
         "web log": [web.log()],
         "worker log": [worker.log()],

@@ -118,3 +118,15 @@ def test_a_database_address_does_not_show_its_password() -> None:
     assert "dbpw" not in repr(address) and "dbpw" not in str(address)
     assert redact_database_url(SECRETS["database_url"]) == "mysql://aiw:***@db.example:3306/aiworker"
     assert redact_database_url("mysql://root@127.0.0.1:3306/aiworker") == "mysql://root@127.0.0.1:3306/aiworker"
+
+
+def test_a_driver_error_is_described_by_class_and_number_only() -> None:
+    from asyncmy.errors import OperationalError
+
+    from db.pool import describe_error
+
+    text = describe_error(OperationalError(1045, "Access denied for user 'aiw'@'10.0.0.9' (using password: YES)"))
+    assert text.startswith("OperationalError 1045 (") and "AIWORKER_DATABASE_URL" in text and "10.0.0.9" not in text
+    refused = ConnectionRefusedError(111, "Connect call failed ('db.internal', 3306)")
+    assert describe_error(refused) == "ConnectionRefusedError ECONNREFUSED"
+    assert describe_error(TimeoutError()) == "TimeoutError"
