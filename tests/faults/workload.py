@@ -87,8 +87,9 @@ def build(total: int, *, agents: int = 16, tasks_per_agent: int = 6, projects: i
                 sample = load_sample(name)
                 payload = sample.payload
                 name_ = project["gitea_repo_name"]
+                owner = {**payload["repository"].get("owner", {}), "login": "org", "username": "org"}
                 payload["repository"] = {**payload["repository"], "id": project["gitea_repo_id"], "name": name_,
-                                         "full_name": f"org/{name_}"}  # fmt: skip
+                                         "full_name": f"org/{name_}", "owner": owner}  # fmt: skip
                 body = json.dumps(payload, separators=(",", ":")).encode()
                 delivery = str(uuid.uuid4())
                 load.gitea.append((body, {**sample.headers, "X-Gitea-Delivery": delivery}, delivery))
