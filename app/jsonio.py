@@ -129,10 +129,11 @@ def _walk(node: Any, path: tuple[str | int, ...], depth: int) -> Iterator[tuple[
                 queue.append((child, (*where, key), level + 1))
 
 
-def split_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of each non-blank line of an NDJSON body, split on `\\n` only (a `\\r` before it is JSON
-    whitespace): U+2028, U+2029 and U+0085 are characters inside strings, not line ends."""
-    for number, line in enumerate(body.split(b"\n"), start=1):
+def split_lines(body: bytes, separator: bytes = b"\n") -> Iterator[tuple[int, bytes]]:
+    """(number, line) of each non-blank line of an NDJSON body, split on `\n` only (a `\r` before it is JSON
+    whitespace): U+2028, U+2029 and U+0085 are characters inside strings, not line ends. `separator` b"\x1e": the
+    records of a JSON text sequence (RFC 7464: RS, then JSON, then `\n`, which is whitespace)."""
+    for number, line in enumerate(body.split(separator), start=1):
         if line.strip():
             yield number, line
 

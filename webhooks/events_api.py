@@ -44,7 +44,8 @@ def decode_body(content_type: str, body: bytes, max_events: int = 1_000_000) -> 
     by `validate`, per item."""
     if content_type in NDJSON_TYPES:
         items = []
-        lines = list(jsonio.split_lines(body))
+        separator = b"\x1e" if content_type == "application/json-seq" else b"\n"  # RFC 7464: RS before each text
+        lines = list(jsonio.split_lines(body, separator))
         if len(lines) > max_events:
             raise _too_many(len(lines), max_events)
         for number, line in lines:

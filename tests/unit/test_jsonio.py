@@ -107,6 +107,13 @@ def test_ndjson_splits_on_newlines_only() -> None:
     assert [item["message"].split()[1] for item in items] == ["0", "1", "2"]
 
 
+def test_a_json_text_sequence_splits_on_its_record_separators() -> None:
+    body = b"".join(b"\x1e" + agent_event(f'"seq {n}"'.encode()) + b"\n" for n in range(3))
+    assert [item["message"] for item in decode_body("application/json-seq", body)] == ["seq 0", "seq 1", "seq 2"]
+    with pytest.raises(BodyError, match="line 1 is not valid JSON"):
+        decode_body("application/x-ndjson", body)
+
+
 def test_a_byte_order_mark_is_refused() -> None:
     with pytest.raises(BodyError, match="byte order mark"):
         decode_body("application/json", b"\xef\xbb\xbf" + agent_event(b'"ok"'))
