@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from app import topics
 from app.settings import Settings
 from tests.fuzz.http_client import Reply, header_safe, post
-from tests.fuzz.strategies import FUZZ, bad_utf8, broken_event, content_types, encode, json_values, valid_event
+from tests.fuzz.strategies import FUZZ, bad_utf8, broken_event, content_types, encode, hostile_event, json_values, valid_event
 from tests.gitea_samples import load_samples, sign
 from tests.harness import WebProcess, read_records
 from webhooks.auth import agent_token
@@ -43,7 +43,7 @@ def auth_headers(settings: Settings) -> st.SearchStrategy[list[tuple[str, str]]]
 def events_request(draw: st.DrawFn, settings: Settings) -> tuple[bytes, list[tuple[str, str]], list[dict[str, Any]]]:
     """(body, headers, the events the body holds when it is JSON of events)."""
     auth = draw(auth_headers(settings))
-    kind = draw(st.sampled_from(["bytes", "json", "events", "valid", "huge", "utf8"]))
+    kind = draw(st.sampled_from(["bytes", "json", "events", "valid", "huge", "utf8", "hostile"]))
     items: list[dict[str, Any]] = []
     ndjson = draw(st.booleans())
     if kind == "bytes":
@@ -52,6 +52,9 @@ def events_request(draw: st.DrawFn, settings: Settings) -> tuple[bytes, list[tup
         body = json.dumps(draw(json_values)).encode()
     elif kind == "utf8":
         body = draw(bad_utf8)
+    elif kind == "hostile":  # one event with a hostile value (strategies.HOSTILE_KINDS); accepted only as decoded
+        value = draw(hostile_event(AGENT))
+        body, items = value.raw, [value.doc] if value.doc is not None else []
     elif kind == "huge":
         event = draw(valid_event(AGENT)) | {"type": "log", "message": "x" * draw(st.integers(60_000, 70_000))}
         event.pop("level", None)

@@ -20,7 +20,7 @@ from app import jsonio, topics
 from app.envelope import GiteaEnvelope
 from app.events import AGENT_TYPES, CONTROL_TYPES, parse_event
 from app.settings import Settings
-from tests.fuzz.strategies import FUZZ, T0, bad_utf8, broken_event, json_values, valid_event
+from tests.fuzz.strategies import FUZZ, T0, bad_utf8, broken_event, hostile_event, json_values, valid_event
 from tests.harness import WorkerProcess, eventually, fetch_all, produce_at, read_records
 
 Record = tuple[str, bytes | None, bytes]
@@ -47,7 +47,7 @@ def good_record(agent_id: str) -> tuple[str, bytes, bytes]:
 @st.composite
 def raw_record(draw: st.DrawFn) -> tuple[str, bytes | None, bytes]:
     """(short topic, key, value) of one record a misbehaving producer might write, or a good one."""
-    kind = draw(st.sampled_from(["good", "bytes", "json", "broken", "wrong-topic", "utf8", "big", "gitea"]))
+    kind = draw(st.sampled_from(["good", "bytes", "json", "broken", "wrong-topic", "utf8", "big", "gitea", "hostile"]))
     key = draw(st.one_of(st.none(), st.binary(max_size=20), st.just(b"fuzz-agent")))
     topic = draw(st.sampled_from([topics.AGENT_EVENTS, topics.CONTROL_EVENTS]))
     if kind == "good":
@@ -58,6 +58,8 @@ def raw_record(draw: st.DrawFn) -> tuple[str, bytes | None, bytes]:
         return topic, key, json.dumps(draw(json_values)).encode()
     if kind == "utf8":
         return topic, key, draw(bad_utf8)
+    if kind == "hostile":  # strategies.HOSTILE_KINDS: the oracle (`is_valid`) decodes as the fold does
+        return topic, key, draw(hostile_event()).raw
     if kind == "broken":
         return topic, key, json.dumps(draw(broken_event())).encode()
     if kind == "big":
