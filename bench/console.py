@@ -149,6 +149,7 @@ async def run() -> int:
                     "deliveries, by repository": ("/console/deliveries?repository=org7/repo", True),
                     "deliveries, by event type": ("/console/deliveries?event_type=status", True),
                     "deliveries, refused (1%)": ("/console/deliveries?outcome=refused", True),
+                    "deliveries, an outcome none has (reads all)": ("/console/deliveries?outcome=expired", True),
                     "deliveries, a page deep in the middle": ("/console/deliveries?before=100000", True),
                 }
                 print(f"{'page':48} {'median ms':>10} {'p95 ms':>8} {'x baseline':>11}")

@@ -6,8 +6,8 @@ Indexes each query walks (EXPLAIN-checked on a 10,000-task project by `python -m
 - task page: the primary key; questions idx_task_status; log lines idx_task_created; its timeline is the
   fold's trace (db/trace.py, read by app/trace.py as `aiworker-events trace` reads it);
 - deliveries: fold_outcomes (008_trace.sql) by idx_fold_outcomes_delivery for a delivery id, else one of the
-  indexes of migration 009 (origin, id), (origin, event_type, id), (origin, outcome, id), (repository, id),
-  backwards from an id cursor;
+  indexes of migration 010, (repository, id) or (origin, id), backwards from an id cursor; a filter on the type
+  or outcome alone reads a bounded window of ids (SCAN_IDS) of the origin index;
 - agents: the primary key from an id cursor; recent lines of an agent idx_agent_logs_recent, of the fleet the
   primary key backwards.
 """
@@ -20,6 +20,8 @@ from typing import Any
 
 from asyncmy.cursors import DictCursor
 
+SCAN_IDS = 20_000
+"""Row ids of fold_outcomes (deliveries and other work items alike) one windowed deliveries page reads at most."""
 TASK_STATES = ("backlog", "in_progress", "needs_input", "ready_to_test", "approved", "staging", "production", "cancelled")
 Row = dict[str, Any]
 
@@ -190,7 +192,7 @@ async def recent_logs(conn: Any, agent_id: str | None, limit: int = 50) -> list[
 @dataclass(frozen=True, slots=True)
 class DeliveryFilter:
     """Which Gitea deliveries the deliveries page lists: all of an origin, or those of one id, repository, type,
-    outcome (several at once: the first of these picks the index, the others filter its rows)."""
+    outcome (several at once: delivery id, else repository, picks the index, the others filter its rows)."""
 
     origin: str = "delivery"
     delivery_id: str = ""
@@ -208,20 +210,42 @@ class DeliveryFilter:
                 params.append(value)
         index = (
             "idx_fold_outcomes_delivery" if self.delivery_id else "idx_fold_outcomes_repository" if self.repository
-            else "idx_fold_outcomes_origin_type" if self.event_type else "idx_fold_outcomes_origin_outcome" if self.outcome
             else "idx_fold_outcomes_origin"
         )  # fmt: skip
         return index, " AND ".join(clauses), params
 
+    def windowed(self) -> bool:
+        """Whether the page reads a window of ids (a type or outcome filter without an indexed one)."""
+        return not (self.delivery_id or self.repository) and bool(self.event_type or self.outcome)
 
-async def deliveries(conn: Any, where: DeliveryFilter, limit: int, before: int | None = None) -> list[Row]:
-    """The newest `limit` fold outcomes of Gitea deliveries matching `where`, older than the row id `before`."""
+
+async def deliveries(conn: Any, where: DeliveryFilter, limit: int, before: int | None = None) -> tuple[list[Row], int | None]:
+    """The newest `limit` fold outcomes of Gitea deliveries matching `where`, older than the row id `before`.
+
+    A filter on the type or the outcome alone has no index of its own (each index is a write per folded record):
+    it reads the origin index over a window of SCAN_IDS row ids below `before`, whatever it finds there, and
+    returns the window's floor, from which the next page goes on (None: the list was not windowed)."""
     index, clauses, params = where.sql()
-    page, page_params = (" AND id < %s", [before]) if before is not None else ("", [])
-    return await _all(
+    bounds, bound_params = [], []
+    if before is not None:
+        bounds.append(" AND id < %s")
+        bound_params.append(before)
+    floor = None
+    if where.windowed():
+        top = before if before is not None else await _next_id(conn)
+        floor = max(0, top - SCAN_IDS)
+        bounds.append(" AND id >= %s")
+        bound_params.append(floor)
+    rows = await _all(
         conn,
         "SELECT id, delivery_id, event_type, repository, origin, outcome, reason, received_at, folded_at, event_id, dlq_id,"
         f" task_id, source_topic, source_partition, source_offset FROM fold_outcomes FORCE INDEX ({index})"
-        f" WHERE {clauses}{page} ORDER BY id DESC LIMIT %s",
-        [*params, *page_params, limit],
+        f" WHERE {clauses}{''.join(bounds)} ORDER BY id DESC LIMIT %s",
+        [*params, *bound_params, limit],
     )
+    return rows, floor
+
+
+async def _next_id(conn: Any) -> int:
+    rows = await _all(conn, "SELECT COALESCE(MAX(id), 0) + 1 AS next FROM fold_outcomes", [])
+    return int(rows[0]["next"])

@@ -127,6 +127,9 @@ async def test_hostile_text_is_shown_as_text_and_never_runs(browser: Any, system
         {"id": f"xl-{tag}", "type": "log", "time": T0, "agent_id": agent_id, "task_id": task_id, "level": "error",
          "message": XSS},
     )  # fmt: skip
+    hostile = {"id": f"xd-{tag}", "type": "task.created", "time": T0, "task_id": task_id, "project_id": project_id,
+               "title": XSS}  # fmt: skip
+    await produce(system.settings.kafka_bootstrap, [dlq_record(system, hostile, f"{XSS} {tag}")])
     page = await logged_in(browser, system)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -136,10 +139,15 @@ async def test_hostile_text_is_shown_as_text_and_never_runs(browser: Any, system
     await page.goto(f"{system.url}/console/tasks/{task_id}")
     await page.locator("#questions", has_text=XSS).wait_for(timeout=WAIT_MS)
     assert XSS in (await page.text_content("table.logs") or "")
+    await page.wait_for_timeout(2500)  # a refresh of the polled part
+    assert await page.evaluate("window.__xss") is None, "a script of a row ran on the task page"
     await page.goto(f"{system.url}/console/agents")
-    await page.wait_for_timeout(1500)  # two refreshes of the polled parts
-    for where in ("board", "task", "agents"):
-        assert await page.evaluate("window.__xss") is None, f"a script of a row ran on the {where} page"
+    await page.wait_for_timeout(2500)
+    assert await page.evaluate("window.__xss") is None, "a script of a row ran on the agents page"
+    assert await page.locator("main img, main script").count() == 0
+    await page.goto(f"{system.url}/console/dlq?reason={tag}")
+    await page.locator("#dlq-records td.detail", has_text=XSS).wait_for(timeout=WAIT_MS)
+    assert await page.evaluate("window.__xss") is None, "a dlq record's reason ran as a script"
     assert await page.locator("main img, main script").count() == 0
     await page.goto(f"{system.url}/console/tasks/{task_id}")
     await page.wait_for_timeout(1500)

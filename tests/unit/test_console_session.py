@@ -64,3 +64,38 @@ def test_a_dlq_position_filter_picks_that_record_only() -> None:
     with pytest.raises(ValueError, match="PARTITION@OFFSET"):
         parse_position("3:42")
     assert "at 3@42" in Filters(positions=((3, 42),)).describe()
+
+
+def test_the_deliveries_filter_picks_the_index_of_its_first_given_field() -> None:
+    from db.console import DeliveryFilter
+
+    assert DeliveryFilter().sql() == ("idx_fold_outcomes_origin", "origin = %s", ["delivery"])
+    index, where, params = DeliveryFilter(repository="acme/shop", outcome="refused").sql()
+    assert index == "idx_fold_outcomes_repository" and params == ["delivery", "acme/shop", "refused"]
+    assert where == "origin = %s AND repository = %s AND outcome = %s"
+    assert DeliveryFilter(delivery_id="d1", repository="x").sql()[0] == "idx_fold_outcomes_delivery"
+    assert DeliveryFilter(origin="reconcile", event_type="push").sql()[0] == "idx_fold_outcomes_origin"
+    assert DeliveryFilter(outcome="refused").windowed() and not DeliveryFilter(repository="a/b", outcome="refused").windowed()
+    assert not DeliveryFilter().windowed()
+
+
+def test_a_task_timeline_orders_milestones_trace_questions_and_deployments() -> None:
+    from app.trace import Trace, TracedEvent
+    from webhooks.console.timeline import timeline
+
+    t0 = datetime(2026, 12, 1, 10, 0)
+    record = {"id": 1, "event_id": "ts-1", "scope": "task", "event_type": "task.started", "delivery_id": None,
+              "origin": None, "task_id": "t1", "agent_id": "a1", "source_topic": "agent.events", "source_partition": 0,
+              "source_offset": 7, "received_at": t0, "folded_at": t0 + timedelta(seconds=2), "outcome": "refused",
+              "reason": "another agent's task", "dlq_id": "dlq-1", "still_parked": False, "waiting": False}  # fmt: skip
+    transition = {"id": 2, "transition_id": "tr-1", "cause_id": "ts-1", "entity": "task", "entity_id": "t1",
+                  "from_state": None, "to_state": "backlog", "folded_at": t0 + timedelta(seconds=1), "waiting": True}  # fmt: skip
+    found = Trace("t1", [TracedEvent("ts-1", [record], [transition])], truncated=False)
+    task = {"created_at": t0, "started_at": None}
+    question = {"id": "q1", "question": "<b>why?</b>", "asked_at": t0 + timedelta(seconds=3), "responded_at": None,
+                "responded_by": None, "response": None}  # fmt: skip
+    items = timeline(task, found, [question], [])
+    assert [i["kind"] for i in items] == ["row", "transition", "refused", "question"]
+    assert items[1]["what"] == "∅ → backlog" and "in the outbox" in items[1]["detail"]
+    assert items[2]["what"] == "task.started (task half): refused" and "dlq-1" in items[2]["detail"]
+    assert items[3]["detail"] == "<b>why?</b>"  # escaped by the template, not here

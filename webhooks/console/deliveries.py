@@ -1,4 +1,4 @@
-"""The deliveries page: the fold's outcome of each Gitea delivery (the trace's record, migrations 008 and 009)."""
+"""The deliveries page: the fold's outcome of each Gitea delivery (the trace's record, migrations 008 and 010)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ async def deliveries(request: web.Request) -> web.StreamResponse:
     before_text = q.get("before", "")
     before = int(before_text) if before_text.isdigit() else None
     async with request.config_dict[DB_POOL].acquire() as conn:  # type: ignore[attr-defined]
-        rows = await sql.deliveries(conn, where, PAGE + 1, before)
+        rows, floor = await sql.deliveries(conn, where, PAGE + 1, before)
         await conn.rollback()
     more = len(rows) > PAGE
     rows = rows[:PAGE]
+    following = rows[-1]["id"] if more else floor or None  # a window's floor: the search goes on below it
     data = {
-        "deliveries": rows, "next": rows[-1]["id"] if more else None, "origins": ORIGINS, "outcomes": OUTCOMES,
+        "deliveries": rows, "next": following, "searched_down_to": floor, "window": sql.SCAN_IDS, "origins": ORIGINS,
+        "outcomes": OUTCOMES,
         "filter": {"origin": where.origin, "delivery_id": where.delivery_id, "repository": where.repository,
                    "event_type": where.event_type, "outcome": where.outcome},
     }  # fmt: skip

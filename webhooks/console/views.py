@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
@@ -16,10 +17,10 @@ from webhooks.state import DB_POOL, SINK
 
 BOARD_PAGE = 25
 AGENTS_PAGE = 100
-STATE_LABELS = {
+STATE_LABELS = MappingProxyType({
     "backlog": "Backlog", "in_progress": "In progress", "needs_input": "Needs input", "ready_to_test": "Ready to test",
     "approved": "Approved", "staging": "Staging", "production": "Production", "cancelled": "Cancelled",
-}  # fmt: skip
+})  # fmt: skip
 
 
 async def overview(request: web.Request) -> web.StreamResponse:
@@ -31,7 +32,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     for row in projects:
         row["states"] = {state: int(row.pop(state) or 0) for state in sql.TASK_STATES}
         row["total_tasks"] = int(row["total_tasks"] or 0)
-    data = {"projects": projects, "pipeline": pipeline, "states": sql.TASK_STATES, "labels": STATE_LABELS}
+    data = {"projects": projects, "pipeline": pipeline, "states": sql.TASK_STATES, "labels": dict(STATE_LABELS)}
     template = "_overview.html" if request.headers.get("HX-Request") else "overview.html"
     return render.page(request, template, data)
 
@@ -96,7 +97,7 @@ async def task(request: web.Request) -> web.StreamResponse:
         await conn.rollback()
     data = {
         "task": row, "questions": questions, "deployments": deployments, "logs": logs,
-        "timeline": timeline(row, found, questions, deployments), "trace": as_json(found), "labels": STATE_LABELS,
+        "timeline": timeline(row, found, questions, deployments), "trace": as_json(found), "labels": dict(STATE_LABELS),
         "trace_truncated": found.truncated,
     }  # fmt: skip
     template = "_task.html" if request.headers.get("HX-Request") else "task.html"
