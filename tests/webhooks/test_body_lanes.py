@@ -13,7 +13,7 @@ from app.settings import Settings
 from tests.gitea_samples import load_sample, sign
 from tests.harness import eventually
 from tests.webhooks.ingest_helpers import web_client
-from webhooks.body import SMALL_BODY_BYTES, BodyReader, BodyTimeoutError
+from webhooks.body import LARGE_LANE_BYTES_PER_SECOND, SMALL_BODY_BYTES, BodyReader, BodyTimeoutError
 from webhooks.state import BODIES
 
 
@@ -69,3 +69,16 @@ async def test_a_signed_delivery_gets_its_turn_while_big_bodies_hold_every_big_t
         assert response.status == 202, await response.text()
         # answered while the big ones still hold their turns (without the lanes: only once they timed out)
         assert bodies.reading + bodies.waiting == 8
+
+
+async def test_the_large_lane_is_paced_by_announced_size_and_the_small_one_is_not() -> None:
+    reader = BodyReader(at_once=8, seconds=0.1)
+    async with reader.turn(LARGE_LANE_BYTES_PER_SECOND * 30):  # given back 30 s after it started
+        pass
+    assert reader.reading == 0
+    with pytest.raises(BodyTimeoutError):
+        async with reader.turn(SMALL_BODY_BYTES + 1):
+            pass
+    for _ in range(20):  # small turns come back at once
+        async with reader.turn(SMALL_BODY_BYTES):
+            pass
