@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     )  # fmt: skip
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
+    agent_clock_lag_seconds: int = Field(
+        300,
+        ge=0,
+        description="fold lag behind ingest tolerated before the worker's wall clock judges agents whose "
+        "agent.events partition fell silent (liveness is by the ingest clock)",
+    )
     park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")
     trace_retention_seconds: int = Field(
         7 * 86400, ge=60, description="how long the fold's record of each event's outcome and transitions is kept "

@@ -22,7 +22,7 @@ from app.events import Event, Log, LogBatch
 from app.settings import Settings
 from db import fold_store
 from db.errors import HeldError, Suspects, describe, refused_by_data, transient
-from streams import StreamsError
+from streams import StreamsError, liveness
 from streams import decode as decoding
 from streams.handlers import Context, handle
 from streams.intake import InputRecord, Intake
@@ -283,6 +283,7 @@ class Fold:
             stats.parked += 1
             return "parked", why
         seen.add(event_id)
+        await liveness.received(uow, item, source)
         if result.refused is not None:
             stats.refused += 1
             self._dead_letter(uow, work, result.refused, stats)

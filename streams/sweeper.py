@@ -1,4 +1,5 @@
-"""The stale-agent sweeper: agents without a heartbeat for AIWORKER_AGENT_OFFLINE_SECONDS go offline, once.
+"""The stale-agent sweeper: agents with no heartbeat received for AIWORKER_AGENT_OFFLINE_SECONDS go offline, once
+(by the ingest clock, streams/liveness.py: neither the agent's clock nor a lagging fold makes an agent offline).
 
 One worker sweeps at a time (a named server lock, like the outbox relay). Each agent goes offline
 through its machine (`agent.mark_offline`) in a transaction that locks its row, so a heartbeat folded
@@ -22,11 +23,12 @@ from asyncmy.cursors import DictCursor
 
 from app import topics
 from app.settings import Settings
+from db import liveness as liveness_sql
 from db import outbox, trace
 from db import parking as parked_sql
 from db.errors import Backoff, Health
 from db.pool import parse_database_url
-from streams import decode
+from streams import decode, liveness
 from streams.handlers.common import Context, emit
 from streams.machines import Changed, naive_utc
 from streams.machines import agent as agent_machine
@@ -49,19 +51,23 @@ class Sweeper:
         self.expired = 0
 
     async def sweep_once(self, now: datetime | None = None) -> int:
-        """Move every stale agent offline in one transaction; the number moved."""
-        now = now or datetime.now(UTC)
-        cutoff = naive_utc(now) - timedelta(seconds=self.settings.agent_offline_seconds)
+        """Move every stale agent offline in one transaction; the number moved. Stale by the ingest clock
+        (streams/liveness.py): `now` (the wall clock) only where an agent's partition has no clock of its own."""
+        wall = now or datetime.now(UTC)
         async with self.pool.acquire() as conn:
             try:
                 await conn.begin()
                 async with conn.cursor(DictCursor) as cur:
-                    await cur.execute(
-                        "SELECT id FROM agents WHERE status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat <= %s)"
-                        " ORDER BY id LIMIT 500",
-                        [cutoff],
-                    )
-                    ids = [row["id"] for row in await cur.fetchall()]
+                    clocks = await liveness_sql.partition_clocks(cur)
+                    now_of: dict[str, datetime] = {}
+                    for agent in await liveness_sql.live_agents(cur, 10_000):
+                        partition = agent["p"]
+                        at = naive_utc(wall) if partition is None else liveness.ingest_now(
+                            clocks.get(int(partition)), wall, self.settings.agent_clock_lag_seconds
+                        )  # fmt: skip
+                        if agent["seen"] is None or at - agent["seen"] >= timedelta(seconds=self.settings.agent_offline_seconds):
+                            now_of[agent["id"]] = at
+                    ids = sorted(now_of)[:500]
                     uow = UnitOfWork(cur)
                     await uow.preload("agents", ids)
                     ctx = Context(uow, SOURCE, self.settings.topic)
@@ -70,9 +76,10 @@ class Sweeper:
                         row = await uow.get("agents", agent_id)
                         if row is None:
                             continue
-                        outcome = agent_machine.mark_offline(row, now, self.settings.agent_offline_seconds)
+                        at = now_of[agent_id].replace(tzinfo=UTC)
+                        outcome = agent_machine.mark_offline(row, at, self.settings.agent_offline_seconds)
                         if isinstance(outcome, Changed):
-                            emit(ctx, "agents", outcome, agent_machine.stale_event(row, now))
+                            emit(ctx, "agents", outcome, agent_machine.stale_event(row, at))
                             moved += 1
                     expired = await parked_sql.take_expired(cur, self.settings.park_seconds)
                     for event in expired:

@@ -2,9 +2,11 @@
 
 initializing → idle ⇄ busy by heartbeats (from any status, offline and error included); task.started
 → busy; task.ready_for_review of its current task → idle (tasks_completed + 1); agent.error → error;
-agent.stopped, or no heartbeat for `OFFLINE_AFTER_SECONDS` → offline; agent.registered of a known
+agent.stopped, or no heartbeat received for `OFFLINE_AFTER_SECONDS` → offline; agent.registered of a known
 agent → initializing again with restarts_count + 1. Every event of an unregistered agent is refused.
-Timestamps are event times; the sweeper's "now" is the time of its `AgentStale` event.
+Timestamps are event times (the agent's clock), except `last_seen_at`: when the newest heartbeat was received, by
+the ingest clock (set by the fold, streams/fold.py). Staleness compares `last_seen_at` with the sweeper's "now",
+the ingest clock too (streams/sweeper.py), never the agent's clock with the worker's.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class AgentRow:
     total_runtime_minutes: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    """When its newest heartbeat or registration was received (ingest clock: the record's broker timestamp)."""
+    last_seen_partition: int | None = None
+    """The agent.events partition that heartbeat arrived on (the sweeper reads that partition's clock)."""
 
 
 def _change(row: AgentRow, at: datetime, why_same: str, **changes: Any) -> Outcome[AgentRow]:
@@ -120,10 +126,11 @@ def _registered(row: AgentRow | None, event: AgentRegistered, at: datetime) -> O
 
 
 def is_stale(row: AgentRow, now: datetime, timeout_seconds: int = OFFLINE_AFTER_SECONDS) -> bool:
-    """True when the agent is not offline and its last heartbeat is `timeout_seconds` or more before `now`."""
+    """True when the agent is not offline and its last heartbeat was received `timeout_seconds` or more before `now`
+    (both by the ingest clock; a row without a received time falls back to its heartbeat's own time)."""
     if row.status == "offline":
         return False
-    last = row.last_heartbeat or row.updated_at or row.created_at
+    last = row.last_seen_at or row.last_heartbeat or row.updated_at or row.created_at
     return last is None or naive_utc(now) - last >= timedelta(seconds=timeout_seconds)
 
 
