@@ -64,10 +64,10 @@ class BrokenFold(Fold):
 
     broken = True
 
-    async def _one(self, work: WorkItem, refuse: str | None, *args: Any) -> None:
+    async def _one(self, work: WorkItem, refuse: str | None, *args: Any) -> Any:
         if self.broken and refuse is None:  # the handlers fail; writing a dlq record still works
             raise KeyError("a column every record needs")
-        await super()._one(work, refuse, *args)
+        return await super()._one(work, refuse, *args)
 
 
 async def test_a_failure_that_hits_every_record_holds_the_partition_instead_of_dead_lettering_it(
