@@ -28,8 +28,13 @@ class PrivateMariaDB:
     def url(self, database: str) -> str:
         return f"mysql://root@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def tmpdir(self) -> Path:
+        return self.base / "tmp"
+
     def install(self) -> PrivateMariaDB:
         self.base.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         subprocess.run(
             ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
              "--auth-root-authentication-method=normal", "--skip-test-db"],
@@ -45,6 +50,7 @@ class PrivateMariaDB:
         self.process = subprocess.Popen(
             [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}", f"--socket={self.socket}",
              "--bind-address=127.0.0.1", "--user=root", f"--pid-file={self.base / 'mariadbd.pid'}",
+             f"--tmpdir={self.tmpdir}",  # its own: a server starting up clears leftover #sql files in its tmpdir
              "--innodb-buffer-pool-size=128M", "--skip-log-bin", "--max-connections=200", *self.options],
             stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
