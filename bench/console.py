@@ -140,6 +140,7 @@ async def run() -> int:
                     f"board, {BOARD_TASKS} tasks, HTML": (base, False),
                     "board, JSON": (base, True),
                     "board, title filter 'Task 99'": (f"{base}?q=Task+99", True),
+                    "board, title filter matching every task": (f"{base}?q=Task", True),
                     "board, agent filter": (f"{base}?agent=a7", True),
                     "board, backlog column, next page": (f"{base}?state=backlog&after={cursor}", True),
                     "task page (20 questions, 2000 log lines)": (f"/console/tasks/{task_id}", False),
@@ -149,7 +150,7 @@ async def run() -> int:
                     "deliveries, by repository": ("/console/deliveries?repository=org7/repo", True),
                     "deliveries, by event type": ("/console/deliveries?event_type=status", True),
                     "deliveries, refused (1%)": ("/console/deliveries?outcome=refused", True),
-                    "deliveries, an outcome none has (reads all)": ("/console/deliveries?outcome=expired", True),
+                    "deliveries, an outcome none has (one id window)": ("/console/deliveries?outcome=expired", True),
                     "deliveries, a page deep in the middle": ("/console/deliveries?before=100000", True),
                 }
                 print(f"{'page':48} {'median ms':>10} {'p95 ms':>8} {'x baseline':>11}")

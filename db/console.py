@@ -2,7 +2,8 @@
 
 Indexes each query walks (EXPLAIN-checked on a 10,000-task project by `python -m bench console`):
 - board columns: idx_tasks_project_state (project_id, state, created_at) + the primary key, backwards, from a
-  (created_at, id) cursor; per-state counts: idx_project_state (project_id, state), index only;
+  (created_at, id) cursor; with an agent filter idx_assigned_agent (the agent's tasks, sorted); per-state counts:
+  idx_project_state (project_id, state), index only;
 - task page: the primary key; questions idx_task_status; log lines idx_task_created; its timeline is the
   fold's trace (db/trace.py, read by app/trace.py as `aiworker-events trace` reads it);
 - deliveries: fold_outcomes (008_trace.sql) by idx_fold_outcomes_delivery for a delivery id, else one of the
@@ -109,6 +110,24 @@ async def state_counts(conn: Any, project_id: str, where: BoardFilter) -> dict[s
     return counts
 
 
+async def board_searched(conn: Any, project_id: str, where: BoardFilter, limit: int) -> dict[str, list[Row]]:
+    """Every column's first `limit` tasks of a title search at once: the search reads each of the project's rows
+    once (no index serves LIKE '%…%'), instead of once per column and once more for the counts; each row carries
+    its column's count (`n`)."""
+    extra, params = where.sql()
+    rows = await _all(
+        conn,
+        f"SELECT {_CARD}, ranked.rn, ranked.n FROM tasks JOIN (SELECT id AS ranked_id, ROW_NUMBER() OVER (PARTITION BY state"
+        " ORDER BY created_at DESC, id DESC) AS rn, COUNT(*) OVER (PARTITION BY state) AS n FROM tasks"
+        f" WHERE project_id = %s{extra}) ranked ON ranked.ranked_id = tasks.id WHERE ranked.rn <= %s ORDER BY state, ranked.rn",
+        [project_id, *params, limit],
+    )
+    columns: dict[str, list[Row]] = {state: [] for state in TASK_STATES}
+    for row in rows:
+        columns.setdefault(str(row["state"]), []).append(row)
+    return columns
+
+
 async def board_column(
     conn: Any, project_id: str, state: str, where: BoardFilter, limit: int, after: Cursor | None = None
 ) -> list[Row]:
@@ -118,9 +137,10 @@ async def board_column(
     if after is not None:
         page = " AND (created_at < %s OR (created_at = %s AND id < %s))"
         page_params = [after.at, after.at, after.id]
+    index = "idx_assigned_agent" if where.agent else "idx_tasks_project_state"  # an agent's tasks are few: read those
     return await _all(
         conn,
-        f"SELECT {_CARD} FROM tasks FORCE INDEX (idx_tasks_project_state) WHERE project_id = %s AND state = %s{extra}{page}"
+        f"SELECT {_CARD} FROM tasks FORCE INDEX ({index}) WHERE project_id = %s AND state = %s{extra}{page}"
         " ORDER BY created_at DESC, id DESC LIMIT %s",
         [project_id, state, *params, *page_params, limit],
     )

@@ -96,6 +96,13 @@ async def test_a_task_moves_across_the_board_live_and_its_timeline_tells_why(
     assert await page.locator(f"#col-backlog {card}").count() == 0
     assert agent_id in (await page.text_content(f"#col-in_progress {card}") or "")
     await page.screenshot(path=str(screenshots / "board.png"), full_page=True)
+    for query in ("q=a+cart", f"agent={agent_id}", f"q={task_id}&priority=high"):
+        twin = await (await page.request.get(f"{page.url}?{query}", headers={"Accept": "application/json"})).json()
+        found = {c["state"]: [t["id"] for t in c["tasks"]] for c in twin["columns"]}
+        assert found["in_progress"] == [task_id] and not found["backlog"], (query, found)
+        assert {c["state"]: c["count"] for c in twin["columns"]}["in_progress"] == 1
+    twin = await (await page.request.get(f"{page.url}?q=no+such+title", headers={"Accept": "application/json"})).json()
+    assert not any(c["tasks"] for c in twin["columns"])
 
     await page.click(f"{card} a.title")
     await page.wait_for_url(f"{system.url}/console/tasks/{task_id}")

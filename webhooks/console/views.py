@@ -62,16 +62,22 @@ async def board(request: web.Request) -> web.StreamResponse:
         if project is None:
             await conn.rollback()
             return render.not_found(request, f"project {project_id!r}")
-        counts = await sql.state_counts(conn, project_id, where)
+        searched = await sql.board_searched(conn, project_id, where, BOARD_PAGE + 1) if where.text and not only else None
+        counts = await sql.state_counts(conn, project_id, where) if searched is None else None
         columns = []
         for state in sql.TASK_STATES:
             if only and state != only:
                 continue
-            rows = await sql.board_column(conn, project_id, state, where, BOARD_PAGE + 1, after if only else None)
+            if searched is not None:
+                rows = searched[state]
+                count = int(rows[0]["n"]) if rows else 0
+            else:
+                rows = await sql.board_column(conn, project_id, state, where, BOARD_PAGE + 1, after if only else None)
+                count = counts[state] if counts is not None else 0
             more = len(rows) > BOARD_PAGE
             rows = rows[:BOARD_PAGE]
             columns.append({
-                "state": state, "label": STATE_LABELS[state], "count": counts[state], "tasks": rows,
+                "state": state, "label": STATE_LABELS[state], "count": count, "tasks": rows,
                 "next": _cursor_text(rows[-1]) if more and rows else None,
             })  # fmt: skip
         await conn.rollback()
