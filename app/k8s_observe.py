@@ -1,6 +1,7 @@
 """k8s-watch's /healthz, /readyz and /metrics (on AIWORKER_K8S_WATCH_HTTP_PORT).
 
-/healthz: the process answers (a watch that fails reconnects by itself, with backoff). /readyz: every
+/healthz: the process answers (a watch that fails reconnects by itself, with backoff), and no collection is held
+(db/errors.py: a failure that is not trouble, such as an object the mapping cannot read). /readyz: every
 collection has listed and is watching now (not reconnecting after an error). Metrics: events sent by type,
 watch errors and relists per collection, and `aiworker_ready`.
 """
@@ -49,7 +50,10 @@ def probes(watcher: Watcher) -> Probes:
     registry.register(_WatchCollector(watcher))
 
     async def healthz() -> Verdict:
-        return True, {"collections": len(watcher.collections)}
+        checks: dict[str, object] = {"collections": len(watcher.collections)}
+        for name, hold in sorted(watcher.health.held().items()):  # db/errors.py: a failure no retry cured so far
+            checks[f"held: {name}"] = f"held since {hold.since:.0f} (epoch s): {hold.reason}"
+        return watcher.health.healthy, checks
 
     async def readyz() -> Verdict:
         checks = {c.name: c.problem or "watching" for c in watcher.collections}

@@ -74,6 +74,7 @@ class Collection:
             try:
                 if self.resource_version is None:
                     await self._list()
+                    self.health.ok(self.name)
                 self.problem = None
                 async for event in self._watch():
                     await self._apply(event)

@@ -31,6 +31,8 @@ async def readyz(request: web.Request) -> web.Response:
         ),
         "database": await ping(request.app[DB_POOL]) or "ok",
     }  # fmt: skip
+    for loop, hold in sink.health.held().items():  # db/errors.py: the drain retries it; reported, not a 503
+        checks[loop] = f"held since {hold.since:.0f} (epoch s): {hold.reason}"
     if checks["database"] != "ok":
         checks["database"] += "; Gitea deliveries of repositories whose secret is not cached get 503"
     if not broker and not sink.spool_usable:

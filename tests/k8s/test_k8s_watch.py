@@ -205,3 +205,59 @@ async def test_probes_and_metrics_follow_the_watches(fake: Any) -> None:
             await asyncio.wait_for(task, 5)
         finally:
             await http.close()
+
+
+async def test_a_failure_that_is_not_trouble_holds_a_collection_it_goes_on_and_healthz_says_so(fake: Any) -> None:
+    """An object the mapping cannot read (a stand-in: the pod handler raises) ends no collection: it is held, relists
+    with backoff, /healthz is 503 naming it; once the objects can be read again it watches and /healthz is 200."""
+    from aiohttp.test_utils import TestClient
+
+    from app.k8s_observe import probes
+
+    api, url = fake
+    pods, deps = "/api/v1/namespaces/aiworker-agents/pods", "/apis/apps/v1/namespaces/shop-staging/deployments"
+    api.lists[pods] = [("100", [pod(uid=POD1, rv="100")])] * 500  # listed again after every hold
+    api.lists[deps] = [("1", [])]
+    settings = load_settings(k8s_api_url=url, k8s_deployment_namespaces="shop-staging", k8s_backoff_max=0.2)
+    sent: list[Event] = []
+
+    async def emit(event: Event) -> None:
+        sent.append(event)
+
+    class Broken(Watcher):
+        broken = True
+
+        async def pod_changed(self, change: str, obj: Any) -> None:
+            if self.broken:
+                raise KeyError("status")
+            await super().pod_changed(change, obj)
+
+    async with await api_client(settings) as client:
+        watcher = Broken(settings, client, emit)
+        http = TestClient(TestServer(probes(watcher).app()))
+        await http.start_server()
+        stopping = asyncio.Event()
+        task = asyncio.create_task(watcher.run(stopping))
+        try:
+            for _ in range(300):
+                if watcher.health.held_since is not None:
+                    break
+                await asyncio.sleep(0.02)
+            answer = await http.get("/healthz")
+            assert answer.status == 503 and "KeyError" in json.dumps(await answer.json())
+            assert not task.done()  # held, not ended
+            watcher.broken = False
+            for _ in range(300):
+                if sent:
+                    break
+                await asyncio.sleep(0.02)
+            assert [e.type for e in sent] == ["agent.registered"]
+            for _ in range(300):
+                if (await http.get("/healthz")).status == 200:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await http.get("/healthz")).status == 200
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 5)
+            await http.close()
