@@ -85,6 +85,8 @@ async def test_a_task_moves_across_the_board_live_and_its_timeline_tells_why(
          "title": "Add a cart", "priority": "high"},
         {"id": f"ar-{tag}", "type": "agent.registered", "time": T0, "agent_id": agent_id, "pod_name": f"pod-{tag}"},
     )  # fmt: skip
+    refused: list[str] = []  # what the Content-Security-Policy blocked (htmx must need no inline script or style)
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     await page.goto(f"{system.url}/console/projects/{project_id}")
     card = f"article[data-task='{task_id}']"
     await page.wait_for_selector(f"#col-backlog {card}", timeout=WAIT_MS)
@@ -94,6 +96,7 @@ async def test_a_task_moves_across_the_board_live_and_its_timeline_tells_why(
     await page.wait_for_selector(f"#col-in_progress {card}", timeout=WAIT_MS)
     assert await page.evaluate("window.__same_page") == 1, "the board reloaded instead of updating in place"
     assert await page.locator(f"#col-backlog {card}").count() == 0
+    assert not refused, refused
     assert agent_id in (await page.text_content(f"#col-in_progress {card}") or "")
     await page.screenshot(path=str(screenshots / "board.png"), full_page=True)
     for query in ("q=a+cart", f"agent={agent_id}", f"q={task_id}&priority=high"):
