@@ -62,10 +62,12 @@ class Router:
                     fresh = [r for r in records if r.offset >= positions[(r.topic, r.partition)]]
                     sources = [Source(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in fresh]
                     questions = await self._question_tasks(cur, sources)
+                    # every record's keys first: a hold (HeldError) leaves nothing produced, not even dlq records
+                    plan = [(source, self._routed(source, questions)) for source in source_order(sources, lambda s: s)]
                     acks = []
                     dead = 0
-                    for source in source_order(sources, lambda s: s):
-                        for topic, key, value in self._routed(source, questions):
+                    for source, sends in plan:
+                        for topic, key, value in sends:
                             acks.append(await self.send(topic, key, value))
                             dead += topic == self.dlq_topic
                         positions[(source.topic, source.partition)] = source.offset + 1
