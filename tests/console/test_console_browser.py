@@ -228,6 +228,14 @@ async def test_a_post_without_the_csrf_token_changes_nothing_and_no_session_is_a
     async with aiohttp.ClientSession() as script:
         response = await script.get(f"{system.url}/console/agents", headers=bearer)
         assert response.status == 200 and "agents" in await response.json()
+        for body in (b"{not json", b"[1, 2]"):
+            response = await script.post(f"{system.url}/console/dlq/redrive", data=body,
+                                         headers={**bearer, "Content-Type": "application/json"})  # fmt: skip
+            assert response.status == 400, await response.text()
+        response = await script.get(f"{system.url}/console/dlq?since=yesterday", headers=bearer)
+        assert response.status == 400 and "bad filter" in (await response.json())["problems"][0]
+        response = await script.get(f"{system.url}/console/projects/p?after=x|y&state=zz&before=9" + "9" * 30, headers=bearer)
+        assert response.status in (200, 404), await response.text()
 
 
 async def test_the_overview_counts_each_project_s_tasks_by_state(browser: Any, system: System, screenshots: Path) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from asyncmy.errors import MySQLError
 
 from app.settings import Settings
+from db.pool import describe_error
 from webhooks.console import render
 from webhooks.console.jobs import Jobs
 from webhooks.console.kafka import BrokerLook
@@ -44,7 +46,11 @@ def _bearer(request: web.Request) -> str:
 async def console_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The session (or, for scripts, `Authorization: Bearer <console token>`), CSRF on every POST of a
     session, and the security headers on every answer."""
-    response = await _guarded(request, handler)
+    try:
+        response = await _guarded(request, handler)
+    except (MySQLError, OSError, TimeoutError) as exc:  # the page's database read; nothing a client did
+        detail = f"the database did not answer ({describe_error(exc)}); the page works again once it does"
+        response = problem(503, detail, headers={"Retry-After": "5"})
     response.headers.update(render.HEADERS)
     return response
 

@@ -78,7 +78,12 @@ async def dlq(request: web.Request) -> web.StreamResponse:
 
 async def redrive(request: web.Request) -> web.StreamResponse:
     """Without `confirm=yes`: what would be re-driven, and the form to confirm it; with it: the job, started."""
-    form = await request.post() if request.content_type != "application/json" else await request.json()
+    try:
+        form = await request.post() if request.content_type != "application/json" else await request.json()
+    except ValueError:
+        form = None
+    if not isinstance(form, Mapping):
+        return render.page(request, "error.html", {"status": 400, "detail": "send the form, or a JSON object"}, status=400)
     try:
         filters, given = filters_of(form)
     except FilterError as exc:
