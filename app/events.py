@@ -42,6 +42,10 @@ def _names_or_short_id(field: str) -> dict[str, Any]:
                       {"properties": {"id": {"maxLength": 36}}}]}  # fmt: skip
 
 
+SECRET_FIELDS = ("gitea_webhook_secret", "gitea_webhook_secret_previous", "gitea_webhook_secret_rotated_at")
+"""Project columns no event may carry: secrets never travel on topics (README, "Project webhook secrets")."""
+
+
 class Event(BaseModel):
     """Fields every input event carries; subclasses add their own. Unknown fields are kept."""
 
@@ -151,7 +155,16 @@ class ProjectUpserted(Event):
     mcp_tools: list[str] | None = None
     mcp_permissions: dict[str, Any] | None = None
     status: Literal["active", "paused", "archived"] = "active"
-    gitea_webhook_secret: Annotated[str, Field(max_length=255)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(name in data for name in SECRET_FIELDS):
+            raise ValueError(
+                "a project's webhook secret is not an event field (events are kept on topics, secrets must not be): "
+                "set it with PUT /projects/{project_id}/webhook-secret (service token)"
+            )
+        return data
 
     def routing_key(self) -> str:
         return self.project_id

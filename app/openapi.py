@@ -186,6 +186,45 @@ def document() -> Schema:
             ),
             "get": _gitea_get(),
         },
+        "/projects/{project_id}/webhook-secret": {
+            "parameters": [PROJECT_ID],
+            "put": {
+                "summary": "Set a project's Gitea webhook secret (secrets are not events: they never travel on topics)",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["secret"],
+                                "properties": {
+                                    "secret": {"type": "string", "minLength": 16, "maxLength": 255},
+                                    "keep_previous": {
+                                        "type": "boolean",
+                                        "default": True,
+                                        "description": "the old secret stays valid for the rotation window",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "204": {"description": "set; the answer carries no secret"},
+                    "400": COMMON["400"],
+                    "401": _problem("no bearer token, or not a valid token"),
+                    "403": _problem("an agent token: only the service token sets secrets"),
+                    "404": _problem("no such project (send its project.upserted first), or no project id in the URL"),
+                    "413": _problem("the body is over 4096 bytes"),
+                    "415": COMMON["415"],
+                    "417": COMMON["417"],
+                    "422": _problem("the body is not {secret, keep_previous}", "ItemsProblem"),
+                    "503": _problem("the database does not answer; nothing was changed", headers=RETRY_AFTER),
+                },
+            },
+        },
         "/healthz": {"get": {"summary": "the process answers", "responses": {"200": _json("alive", "Health")}}},
         "/readyz": {
             "get": {

@@ -81,3 +81,34 @@ async def find_repository_projects(pool: Any, *, repo_id: int | None, owner: str
                 return [RepositoryProject(str(r[0]), str(r[1] or "active")) for r in await cur.fetchall()]
         finally:
             await conn.rollback()
+
+
+async def set_webhook_secret(pool: Any, project_id: str, secret: str, *, keep_previous: bool) -> bool:
+    """Set a project's webhook secret (the only writer of the secret columns: secrets are not events). With
+    `keep_previous`, the secret it replaces stays valid for the rotation window (its rotation time is now).
+    False when there is no such project."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.cursor() as cur:
+                previous = "gitea_webhook_secret" if keep_previous else "NULL"
+                # Assignments run left to right on the row as it is so far (MySQL and MariaDB alike): the previous
+                # secret and the rotation time read the old secret, which is replaced last. Setting the same secret
+                # again changes nothing; updated_at stays the fold's (it is the time of the last project event).
+                changed = await cur.execute(
+                    "UPDATE projects SET updated_at = updated_at, "
+                    "gitea_webhook_secret_previous = "
+                    f"IF(gitea_webhook_secret <=> %s, gitea_webhook_secret_previous, {previous}), "
+                    "gitea_webhook_secret_rotated_at = IF(gitea_webhook_secret <=> %s, gitea_webhook_secret_rotated_at, "
+                    "CURRENT_TIMESTAMP(3)), gitea_webhook_secret = %s WHERE id = %s",
+                    [secret, secret, secret, project_id],
+                )
+                if not changed:
+                    await cur.execute("SELECT 1 FROM projects WHERE id = %s", [project_id])
+                    found = await cur.fetchone() is not None
+                else:
+                    found = True
+            await conn.commit()
+            return found
+        except BaseException:
+            await conn.rollback()
+            raise

@@ -97,6 +97,9 @@ class _Cache(Generic[V]):
     def clear(self) -> None:
         self._values.clear()
 
+    def drop(self, key: str) -> None:
+        self._values.pop(key, None)
+
 
 class ProjectDirectory:
     """The projects as the web sees them: hooks by project id, projects by repository (cached)."""
@@ -165,8 +168,11 @@ class ProjectDirectory:
             )
         return active[0].project_id if active else None
 
-    def forget(self) -> None:
-        """Drop every cached row (after a secret changed, in tests)."""
+    def forget(self, project_id: str | None = None) -> None:
+        """Drop the cached row of one project (after its secret changed), or every cached row."""
+        if project_id is not None:
+            self._hooks.drop(project_id)
+            return
         self._hooks.clear()
         self._repos.clear()
 

@@ -19,6 +19,7 @@ from webhooks.health import healthz, metrics, readyz
 from webhooks.limits import RateLimiter, budgets
 from webhooks.metrics import Metrics
 from webhooks.problems import problem
+from webhooks.project_secrets import put_webhook_secret
 from webhooks.publisher import KafkaPublisher
 from webhooks.secrets import ProjectDirectory
 from webhooks.spool import Spool
@@ -120,6 +121,7 @@ def init(settings: Settings, bootstrap: str) -> web.Application:
             web.get("/webhooks/gitea/{project_id}", get_gitea, allow_head=False),
             web.post("/webhooks/gitea", post_gitea_shared, expect_handler=defer_continue),
             web.get("/webhooks/gitea", get_gitea, allow_head=False),
+            web.put("/projects/{project_id}/webhook-secret", put_webhook_secret, expect_handler=defer_continue),
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics),

@@ -1,4 +1,7 @@
-"""Projects are upserted whole by `project.upserted`; they have no state machine of their own."""
+"""Projects are upserted whole by `project.upserted`; they have no state machine of their own.
+
+The webhook secret columns are not part of the row the fold writes: secrets are not events (they would sit on
+topics), they are set with PUT /projects/{id}/webhook-secret straight into the row (db/projects.py)."""
 
 from __future__ import annotations
 
@@ -31,9 +34,6 @@ class ProjectRow:
     mcp_tools: list[str] | None = None
     mcp_permissions: dict[str, Any] | None = None
     status: str = "active"
-    gitea_webhook_secret: str | None = None
-    gitea_webhook_secret_previous: str | None = None
-    gitea_webhook_secret_rotated_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -42,20 +42,10 @@ def apply(row: ProjectRow | None, event: Event) -> Outcome[ProjectRow]:
     if not isinstance(event, ProjectUpserted):
         return Unchanged(f"{event.type} does not change projects")
     at = naive_utc(event.time)
-    fields = event.model_dump(include=set(ProjectRow.__dataclass_fields__) - {"id"})
-    fields.pop("gitea_webhook_secret", None)
-    secret = event.gitea_webhook_secret
+    fields = event.model_dump(include=set(ProjectRow.__dataclass_fields__) - {"id", "created_at", "updated_at"})
     if row is None:
-        return Changed(ProjectRow(id=event.project_id, gitea_webhook_secret=secret, created_at=at, updated_at=at, **fields))
-    rotation: dict[str, Any] = {}
-    if secret is not None and secret != row.gitea_webhook_secret:
-        # The previous secret stays valid for a while (webhooks/ decides how long) so Gitea can be updated.
-        rotation = {
-            "gitea_webhook_secret": secret,
-            "gitea_webhook_secret_previous": row.gitea_webhook_secret,
-            "gitea_webhook_secret_rotated_at": at,
-        }
-    after = replace(row, **fields, **rotation)
+        return Changed(ProjectRow(id=event.project_id, created_at=at, updated_at=at, **fields))
+    after = replace(row, **fields)
     if after == row:
         return Unchanged(f"project {row.id} already has these values")
     return Changed(replace(after, updated_at=at))
