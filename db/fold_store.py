@@ -33,6 +33,10 @@ Position = tuple[str, int]
 # "Insert unless the key exists" without INSERT IGNORE, which also turns every other error into a warning (a value
 # truncated to its column, a NULL into NOT NULL): the existing row is kept, strict mode refuses bad values.
 KEEP_EXISTING = " ON DUPLICATE KEY UPDATE `{0}` = `{0}`"
+# Rows named by their whole primary key are read and written through it, one point each: on a small table the
+# optimizer prefers a scan of the key's prefix (or of the table), which locks (next-key, in REPEATABLE READ) the rows
+# of other workers too: two workers folding disjoint partitions then wait for each other, and deadlock (1213).
+BY_KEY = " FORCE INDEX (PRIMARY)"
 
 
 def _check_table(table: str) -> None:
@@ -79,7 +83,7 @@ async def lock_positions(cur: Any, consumer: str, positions: Iterable[Position])
     )
     where = " OR ".join(["(topic = %s AND `partition` = %s)"] * len(wanted))
     await cur.execute(
-        f"SELECT topic, `partition`, next_offset FROM fold_positions WHERE consumer = %s AND ({where}) FOR UPDATE",
+        f"SELECT topic, `partition`, next_offset FROM fold_positions{BY_KEY} WHERE consumer = %s AND ({where}) FOR UPDATE",
         [consumer, *[v for tp in wanted for v in tp]],
     )
     return {(row["topic"], int(row["partition"])): int(row["next_offset"]) for row in await cur.fetchall()}
@@ -95,7 +99,7 @@ async def _advance(cur: Any, table: str, columns: Sequence[str], positions: Mapp
     cases = " ".join([f"WHEN {match} THEN %s"] * len(items))
     where = " OR ".join([f"({match} AND next_offset < %s)"] * len(items))
     params = [v for key, offset in items for v in (*key, offset)] * 2
-    await cur.execute(f"UPDATE {table} SET next_offset = CASE {cases} END{stamp} WHERE {where}", params)
+    await cur.execute(f"UPDATE {table}{BY_KEY} SET next_offset = CASE {cases} END{stamp} WHERE {where}", params)
 
 
 async def save_positions(cur: Any, consumer: str, positions: Mapping[Position, int]) -> None:
@@ -139,7 +143,7 @@ async def load_rows(cur: Any, table: str, ids: Sequence[str]) -> list[dict[str, 
     _check_table(table)
     if not ids:
         return []
-    await cur.execute(f"SELECT * FROM {table} WHERE id IN ({_placeholders(len(ids))}) FOR UPDATE", list(ids))
+    await cur.execute(f"SELECT * FROM {table}{BY_KEY} WHERE id IN ({_placeholders(len(ids))}) FOR UPDATE", list(ids))
     return [decode_row(table, row) for row in await cur.fetchall()]
 
 
@@ -190,7 +194,8 @@ async def update_rows(cur: Any, table: str, changes: Sequence[tuple[str, Mapping
             sets = ", ".join(f"`{c}` = CASE id {cases} END" for c in names)
             params: list[Any] = [v for c in names for row_id, columns in chunk for v in (row_id, columns[c])]
             params += [row_id for row_id, _ in chunk]
-            await execute(cur, f"UPDATE {table} SET {sets} WHERE id IN ({_placeholders(len(chunk))})", params, size, packet)
+            sql = f"UPDATE {table}{BY_KEY} SET {sets} WHERE id IN ({_placeholders(len(chunk))})"
+            await execute(cur, sql, params, size, packet)
 
 
 async def insert_outbox(cur: Any, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
@@ -249,7 +254,8 @@ async def lock_log_positions(cur: Any, keys: Iterable[tuple[str, str, int]]) -> 
         params,
     )
     where = " OR ".join(["(agent_id = %s AND topic = %s AND `partition` = %s)"] * len(wanted))
-    await cur.execute(f"SELECT agent_id, topic, `partition`, next_offset FROM log_positions WHERE {where} FOR UPDATE", params)
+    sql = f"SELECT agent_id, topic, `partition`, next_offset FROM log_positions{BY_KEY} WHERE {where} FOR UPDATE"
+    await cur.execute(sql, params)
     return {(r["agent_id"], r["topic"], int(r["partition"])): int(r["next_offset"]) for r in await cur.fetchall()}
 
 

@@ -71,3 +71,35 @@ async def test_positions_advance_together_and_never_backwards(conn: Any) -> None
         stored = await fold_store.lock_log_positions(cur, keys)
     await conn.commit()
     assert stored[keys[0]] == 1 and stored[keys[1]] == 10 and stored[keys[49]] == 50
+
+
+async def test_two_workers_folding_disjoint_partitions_never_wait_for_each_others_rows(conn: Any, other_conn: Any) -> None:
+    """Positions, log positions and entity rows are locked by their primary key, point by point: a transaction that holds
+    the rows of some partitions (and agents) does not block another on the others (on a small table a scan of the key's
+    prefix would lock them all: two workers would take turns, and deadlock). The second waits at most 1 s: 1205 fails."""
+    topics = ("agent.events", "fold.tasks")
+    mine = [(t, p) for t in topics for p in (1, 3, 5, 7)]
+    theirs = [(t, p) for t in topics for p in (0, 2, 4, 6)]
+    async with conn.cursor(DictCursor) as cur:
+        await fold_store.insert_rows(cur, "agents", [{"id": f"a{i}", "pod_name": f"pod{i}"} for i in range(8)])
+        await fold_store.lock_positions(cur, "w", mine + theirs)
+        await fold_store.lock_log_positions(cur, [(f"a{i}", "agent.events", i) for i in range(8)])
+    await conn.commit()
+    async with conn.cursor(DictCursor) as cur, other_conn.cursor(DictCursor) as other:
+        await other.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        held = await fold_store.lock_positions(cur, "w", mine)
+        await fold_store.lock_log_positions(cur, [(f"a{i}", "agent.events", i) for i in range(1, 8, 2)])
+        await fold_store.load_rows(cur, "agents", [f"a{i}" for i in range(1, 8, 2)])
+        await fold_store.save_positions(cur, "w", {key: offset + 5 for key, offset in held.items()})
+        got = await fold_store.lock_positions(other, "w", theirs)
+        await fold_store.lock_log_positions(other, [(f"a{i}", "agent.events", i) for i in range(0, 8, 2)])
+        await fold_store.load_rows(other, "agents", [f"a{i}" for i in range(0, 8, 2)])
+        await fold_store.update_rows(other, "agents", [(f"a{i}", {"status": "idle"}) for i in range(0, 8, 2)])
+        await fold_store.save_positions(other, "w", {key: offset + 3 for key, offset in got.items()})
+        await fold_store.save_log_positions(other, {(f"a{i}", "agent.events", i): 9 for i in range(0, 8, 2)})
+    await other_conn.commit()
+    await conn.commit()
+    async with conn.cursor(DictCursor) as cur:
+        stored = await fold_store.lock_positions(cur, "w", mine + theirs)
+    await conn.commit()
+    assert stored == {**{key: 5 for key in mine}, **{key: 3 for key in theirs}}
