@@ -1,0 +1,280 @@
+"""`python -m bench fleet [--agents N] [--log-rate L] [--duration S] ...`: how many agents one installation carries.
+
+Starts its own broker (Tansu), a fresh database on the local MariaDB, a web process and two worker processes, registers
+the fleet, then drives the load over HTTP from a process of its own (bench/fleet_load.py; default: 10,000 agents each
+sending a heartbeat every 10 s as its own request, 10,000 log lines/s in requests of 100 lines, 50 task events/s) and
+samples every second (bench/fleet_probe.py): fold lag, CPU seconds of each process (web, each worker, broker, mariadbd,
+the load generator, this sampler) and the workers' RSS. At the end it waits for the fold to drain, checks that every
+accepted row landed, prints the report and writes a PNG plot of lag and CPU over time (bench/fleet_report.py).
+
+`--phase LABEL:NAME=VALUE,...` (repeatable) with `--rounds R` runs the phases in turn (A B A B for two phases and
+R=2), each for duration / (phases x rounds): at a phase's start both workers are restarted with those settings
+(AIWORKER_ names without the prefix) while the load goes on; lag statistics skip each phase's first `--warmup` s.
+mariadbd is the machine's shared server: its CPU includes whatever else uses it at the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import fleet_load, fleet_probe, fleet_report
+
+SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:3306").rstrip("/")
+TOKEN_KEY, SERVICE_TOKEN = "fleet-agent-key", "fleet-service-token"
+
+
+@dataclass
+class Phase:
+    label: str
+    settings: dict[str, str]
+    start: float = 0.0
+    end: float = 0.0
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    phases: list[Phase]
+    samples: list[fleet_probe.Sample] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    cpu_load: dict[str, float] = field(default_factory=dict)
+    load_seconds: float = 0.0
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[Phase]]:
+    parser = argparse.ArgumentParser(prog="python -m bench fleet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=10_000, help="agents, each a heartbeat every 10 s (default 10000)")
+    parser.add_argument("--log-rate", type=float, default=10_000, help="log lines per second (default 10000)")
+    parser.add_argument("--task-rate", type=float, default=50, help="task events per second (default 50)")
+    parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
+    parser.add_argument("--warmup", type=float, default=60, help="seconds of each phase left out of the lag figures")
+    parser.add_argument("--phase", action="append", default=[], help="LABEL:NAME=VALUE,... worker settings of a phase")
+    parser.add_argument("--rounds", type=int, default=1, help="times the phases are run in turn (default 1)")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG path (default var/bench/fleet-<agents>.png)")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed) and the logs")
+    parser.add_argument("--setting", action="append", default=[], help="NAME=VALUE for every process (repeatable)")
+    args = parser.parse_args(argv)
+    phases = []
+    for spec in args.phase or ["run:"]:
+        label, _, assignments = spec.partition(":")
+        pairs = dict(a.split("=", 1) for a in assignments.split(",") if a)
+        phases.append(Phase(label, {k.lower().removeprefix("aiworker_"): v for k, v in pairs.items()}))
+    phases = [Phase(p.label, p.settings) for _ in range(args.rounds) for p in phases]
+    args.plot = args.plot or Path("var/bench") / f"fleet-{args.agents}.png"
+    return args, phases
+
+
+async def post(session: Any, url: str, auth: str, body: Any) -> None:
+    async with session.post(f"{url}/events", json=body, headers={"Authorization": f"Bearer {auth}"}) as response:
+        if response.status != 202:
+            raise SystemExit(f"set-up request answered {response.status}: {(await response.text())[:300]}")
+
+
+async def scalar(pool: Any, sql: str, params: list[Any] | None = None) -> Any:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, params or [])
+        row = await cur.fetchone()
+        await conn.commit()
+    return row[0] if row else None
+
+
+async def register(url: str, pool: Any, agents: list[str], project_id: str) -> float:
+    """The project and every agent, through the service token; seconds until the fold has every agent row."""
+    import aiohttp
+
+    started = time.monotonic()
+    now = datetime.now(UTC).isoformat()
+    async with aiohttp.ClientSession() as session:
+        project = {"id": uuid.uuid4().hex, "type": "project.upserted", "time": now, "project_id": project_id, "name": "fleet",
+                   "k8s_namespace": "fleet"}  # fmt: skip
+        await post(session, url, SERVICE_TOKEN, project)
+        for i in range(0, len(agents), 1000):
+            await post(session, url, SERVICE_TOKEN, [
+                {"id": uuid.uuid4().hex, "type": "agent.registered", "time": now, "agent_id": a, "pod_name": f"pod-{a}",
+                 "capabilities": ["python", "go"]} for a in agents[i : i + 1000]
+            ])  # fmt: skip
+    while await scalar(pool, "SELECT COUNT(*) FROM agents") < len(agents):
+        if time.monotonic() - started > 600:
+            raise SystemExit("the fleet's registrations were not folded within 600 s")
+        await asyncio.sleep(1)
+    return time.monotonic() - started
+
+
+def start_workers(base: dict[str, Any], phase: Phase, directory: Path, cpu: fleet_probe.CpuMeter, n: int) -> list[Any]:
+    from app.settings import load_settings
+    from tests.harness import WorkerProcess
+
+    settings = load_settings(**{**base, **phase.settings})
+    workers = []
+    for i in (1, 2):
+        worker = WorkerProcess(settings, directory / f"worker{i}.log").start()
+        assert worker.process is not None
+        cpu.add(f"worker{i}", worker.process.pid)
+        workers.append(worker)
+    print(f"phase {n + 1} ({phase.label}): workers with {phase.settings or 'the defaults'}", flush=True)
+    return workers
+
+
+async def checks(pool: Any, run: Run, granularity: float) -> dict[str, Any]:
+    """Whether every accepted row landed: log lines, tasks, the last heartbeat of every agent; no dlq, none parked."""
+    load = run.load
+    stored = {}
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT id, last_heartbeat FROM agents")
+        for agent_id, last in await cur.fetchall():
+            stored[agent_id] = last.replace(tzinfo=UTC).timestamp() if last else 0.0
+        await conn.commit()
+    behind = [a for a, t in load["last_heartbeat"].items() if stored.get(a, 0.0) < int(t) - granularity]
+    return {
+        "log_rows": await scalar(pool, "SELECT COUNT(*) FROM agent_logs"),
+        "log_lines_accepted": load["lines"],
+        "task_rows": await scalar(pool, "SELECT COUNT(*) FROM tasks"),
+        "tasks_accepted": load["tasks_created"],
+        "heartbeats_behind": len(behind),
+        "dlq_records": await scalar(pool, "SELECT COUNT(*) FROM outbox WHERE topic LIKE %s", ["%dlq"]),
+        "parked": await scalar(pool, "SELECT COUNT(*) FROM parked_events"),
+    }
+
+
+async def drive(run: Run, directory: Path) -> None:
+    from app import topics
+    from app.broker import EmbeddedBroker
+    from app.settings import load_settings
+    from app.topics import ensure_topics
+    from db.migrate import drop_database, migrate
+    from db.pool import create_pool
+    from streams.repartition import router_group
+    from tests.harness import WebProcess
+
+    args = run.args
+    database_url = f"{SERVER}/aiw_fleet_{uuid.uuid4().hex[:8]}"
+    await migrate(database_url)
+    pool = await create_pool(database_url, minsize=1, maxsize=2)
+    processes: list[Any] = []
+    cpu = fleet_probe.CpuMeter()
+    cpu.add("sampler", os.getpid())
+    if (mariadbd := fleet_probe.pid_of("mariadbd") or fleet_probe.pid_of("mysqld")) is not None:
+        cpu.add("mariadbd", mariadbd)
+    tail: fleet_probe.Tail | None = None
+    try:
+        with EmbeddedBroker(log_path=directory / "broker.log") as broker:
+            assert broker.process is not None
+            cpu.add("broker", broker.process.pid)
+            extra = dict(s.split("=", 1) for s in args.setting)
+            base: dict[str, Any] = {
+                "kafka_bootstrap": broker.bootstrap, "database_url": database_url, "agent_token_key": TOKEN_KEY,
+                "service_token": SERVICE_TOKEN, "spool_dir": str(directory / "spool"), "log_level": "warning",
+                "worker_id": f"fleet-{uuid.uuid4().hex[:6]}", "topic_partitions": 8,
+                **{k.lower().removeprefix("aiworker_"): v for k, v in extra.items()},
+            }  # fmt: skip
+            settings = load_settings(**base)
+            await ensure_topics(settings, broker.bootstrap)
+            web = WebProcess(settings, directory / "web.log").start()
+            processes.append(web)
+            assert web.process is not None
+            cpu.add("web", web.process.pid)
+            workers = start_workers(base, run.phases[0], directory, cpu, 0)
+            processes += workers
+            agents = fleet_load.agent_ids(args.agents)
+            project_id = str(uuid.uuid4())
+            print(f"registering {len(agents)} agents ...", flush=True)
+            took = await register(web.url, pool, agents, project_id)
+            print(f"registered in {took:.0f} s", flush=True)
+            tail = fleet_probe.Tail(broker.bootstrap, [settings.topic(t) for t in (topics.AGENT_EVENTS, topics.CONTROL_EVENTS,
+                                                                                    topics.FOLD_TASKS)])  # fmt: skip
+            await tail.start()
+            stages = {
+                "fold": (settings.worker_id, [settings.topic(topics.AGENT_EVENTS), settings.topic(topics.FOLD_TASKS)]),
+                "route": (router_group(settings), [settings.topic(topics.AGENT_EVENTS), settings.topic(topics.CONTROL_EVENTS)]),
+            }
+            start = time.time() + 2.0
+            config = {"url": web.url, "agents": args.agents, "agent_token_key": TOKEN_KEY, "service_token": SERVICE_TOKEN,
+                      "project_id": project_id, "log_rate": args.log_rate, "task_rate": args.task_rate,
+                      "duration": args.duration, "start": start, "result": str(directory / "load.json")}  # fmt: skip
+            (directory / "load-config.json").write_text(json.dumps(config))
+            load = subprocess.Popen([sys.executable, "-m", "bench.fleet_load", str(directory / "load-config.json")])  # noqa: ASYNC220
+            cpu.add("load", load.pid)
+            rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+            per_phase = args.duration / len(run.phases)
+            for n, phase in enumerate(run.phases):
+                phase.start, phase.end = start + n * per_phase, start + (n + 1) * per_phase
+            before: dict[str, float] | None = None
+            current = 0
+            while load.poll() is None:
+                now = time.time()
+                if current + 1 < len(run.phases) and now >= run.phases[current + 1].start:
+                    current += 1
+                    for worker in workers:
+                        worker.stop()
+                    workers = start_workers(base, run.phases[current], directory, cpu, current)
+                    processes += workers
+                    rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+                if before is None and now >= start:
+                    before = cpu.totals()
+                run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss))
+                await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
+            after = cpu.totals()
+            run.load_seconds = time.time() - start
+            run.cpu_load = {role: after[role] - (before or {}).get(role, 0.0) for role in after}
+            run.load = json.loads((directory / "load.json").read_text())
+            print("load done; waiting for the fold to drain ...", flush=True)
+            drain_started = time.monotonic()
+            while not fleet_probe.drained(tail, await fleet_probe.positions(pool), stages):
+                if time.monotonic() - drain_started > 600:
+                    break
+                run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss))
+                await asyncio.sleep(1.0)
+            every = [base, *(p.settings for p in run.phases)]
+            granularity = max(float(s.get("heartbeat_granularity_seconds", 0) or 0) for s in every)
+            run.checks = {"drain_seconds": time.monotonic() - drain_started, **await checks(pool, run, granularity)}
+            for process in processes:  # before the broker stops
+                process.stop()
+    finally:
+        if tail is not None:
+            await tail.stop()
+        for process in processes:
+            process.stop()
+        pool.close()
+        await pool.wait_closed()
+        if args.keep:
+            print(f"kept database {database_url}; logs in {directory}", flush=True)
+        else:
+            await drop_database(database_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, phases = parse(argv or [])
+    run = Run(args, phases)
+    print(f"fleet: {args.agents} agents (a heartbeat each every {fleet_load.HEARTBEAT_SECONDS:.0f} s), {args.log_rate:.0f} "
+          f"log lines/s, {args.task_rate:.0f} task events/s, {args.duration:.0f} s; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)  # fmt: skip
+    from app.dev import ensure_database
+    from app.settings import load_settings
+
+    ensure_database(load_settings(database_url=f"{SERVER}/mysql"))
+    directory = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    try:
+        asyncio.run(drive(run, directory))
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return fleet_report.report(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
