@@ -134,9 +134,17 @@ async def test_hostile_text_is_shown_as_text_and_never_runs(browser: Any, system
         {"id": f"xs-{tag}", "type": "task.started", "time": T0, "agent_id": agent_id, "task_id": task_id},
         {"id": f"xq-{tag}", "type": "task.question_asked", "time": T0, "agent_id": agent_id, "task_id": task_id,
          "question_id": f"q-{tag}", "question": XSS, "context": XSS},
-        {"id": f"xl-{tag}", "type": "log", "time": T0, "agent_id": agent_id, "task_id": task_id, "level": "error",
-         "message": XSS},
     )  # fmt: skip
+
+    async def assigned() -> bool:  # a task's log line from an agent it is not assigned to (yet) is refused
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bearer {CONSOLE_TOKEN}", "Accept": "application/json"}
+            response = await session.get(f"{system.url}/console/tasks/{task_id}", headers=headers)
+            return response.status == 200 and (await response.json())["task"]["assigned_agent_id"] == agent_id
+
+    await eventually(assigned, what=f"task {task_id} assigned to {agent_id}")
+    await system.post_events({"id": f"xl-{tag}", "type": "log", "time": T0, "agent_id": agent_id, "task_id": task_id,
+                              "level": "error", "message": XSS})  # fmt: skip
     hostile = {"id": f"xd-{tag}", "type": "task.created", "time": T0, "task_id": task_id, "project_id": project_id,
                "title": XSS}  # fmt: skip
     await produce(system.settings.kafka_bootstrap, [dlq_record(system, hostile, f"{XSS} {tag}")])
