@@ -23,7 +23,7 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=1</script>'
 
 
 async def logged_in(browser: Any, system: System) -> Any:
-    context = await browser.new_context()
+    context = await browser.new_context(viewport={"width": 1600, "height": 900})
     page = await context.new_page()
     await page.goto(f"{system.url}/console/")
     assert page.url.endswith("/console/login"), page.url
@@ -51,7 +51,7 @@ async def make_project(system: System, tag: str) -> str:
 async def test_login_sets_a_strict_http_only_cookie_and_a_wrong_token_is_refused(
     browser: Any, system: System, screenshots: Path
 ) -> None:
-    context = await browser.new_context()
+    context = await browser.new_context(viewport={"width": 1600, "height": 900})
     page = await context.new_page()
     await page.goto(f"{system.url}/console/")
     await page.screenshot(path=str(screenshots / "login.png"))
