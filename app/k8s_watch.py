@@ -228,9 +228,9 @@ def kafka_emitter(producer: Any, settings: Settings) -> Emit:
 
 
 async def watch(settings: Settings, bootstrap: str, stopping: asyncio.Event) -> None:
-    from aiokafka import AIOKafkaProducer
+    from app.producer import kafka_producer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=settings.kafka_idempotence)
+    producer = kafka_producer(settings, bootstrap)
     await producer.start()
     from app.k8s_observe import serve_probes
 

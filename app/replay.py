@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app import AiworkerError, jsonio, topics
+from app.producer import kafka_producer
 from app.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
 from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record, parse_position, parse_time
 from app.settings import Settings
@@ -217,12 +218,7 @@ class Replayer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            enable_idempotence=self.settings.kafka_idempotence,
-            max_request_size=max(self.settings.max_body_bytes, 1024 * 1024) + 1024 * 1024,
-        )
+        producer = kafka_producer(self.settings, self.bootstrap)
         pool = await create_pool(self.settings.database_url.get_secret_value(), minsize=1, maxsize=2)
         try:
             await consumer.start()

@@ -26,6 +26,7 @@ from faust.exceptions import NotReady
 
 from app import topics
 from app.observe import Probes, Verdict
+from app.producer import kafka_producer
 from app.settings import Settings
 from db import observe as observe_sql
 from db.errors import Health, until_done
@@ -79,17 +80,9 @@ class FoldRuntime:
         url = self.settings.database_url.get_secret_value()
         self.pool = await until_done("database pool", lambda: create_pool(url, minsize=1, maxsize=8), self.health)
         self.fold = Fold(self.pool, self.settings, direct=True)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            enable_idempotence=self.settings.kafka_idempotence,
-            linger_ms=self.settings.kafka_linger_ms,
-            compression_type=None if self.settings.kafka_compression == "none" else self.settings.kafka_compression,
-            # The router frames input records as big as the web side accepts (and direct producers may write more);
-            # the relay publishes outbox rows: transitions carry a row (TEXT columns, 64 KiB each), dlq records at
-            # most 64 KiB of the original (streams/decode.py). What is still too large becomes a dlq note (relay).
-            max_request_size=max(self.settings.max_body_bytes, 1 << 20) + (1 << 20),
-        )
+        # The router frames input records (what a topic takes, app/topics.py, less the frame's headroom), the relay
+        # publishes outbox rows and dlq notes; what the broker can never take becomes a dlq note (streams/relay.py).
+        self.producer = kafka_producer(self.settings, self.bootstrap)
         await self.producer.start()
         producer = self.producer
 

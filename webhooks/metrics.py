@@ -26,20 +26,13 @@ class _SpoolCollector(Collector):
 
 
 class _ProduceCollector(Collector):
-    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
-        self.counts = counts
+    def __init__(self, acknowledged: Callable[[], int]) -> None:
+        self.acknowledged = acknowledged
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        batched, producer, refused = self.counts()
-        by_path = CounterMetricFamily(
-            "aiworker_produce_records", "records the broker acknowledged, by path (batched: the fast path)", labels=["path"]
-        )
-        by_path.add_metric(["batched"], batched)
-        by_path.add_metric(["producer"], producer)
-        yield by_path
         yield CounterMetricFamily(
-            "aiworker_produce_refused_records", "records the fast path's broker refused, sent again by the producer",
-            value=refused,
+            "aiworker_produce_records", "records of requests the broker acknowledged (the spool drain's: "
+            "aiworker_spool_drained_records)", value=self.acknowledged(),
         )  # fmt: skip
 
 
@@ -109,9 +102,9 @@ class Metrics:
         """Report spool depth (records, bytes) at every scrape."""
         self.registry.register(_SpoolCollector(depth))
 
-    def watch_produce(self, counts: Callable[[], tuple[int, int, int]]) -> None:
-        """Report the records published by path (batched, producer) and those refused in a batch, at every scrape."""
-        self.registry.register(_ProduceCollector(counts))
+    def watch_produce(self, acknowledged: Callable[[], int]) -> None:
+        """Report the records of requests the broker acknowledged, at every scrape."""
+        self.registry.register(_ProduceCollector(acknowledged))
 
     def gitea_accepted(self, event_type: str) -> None:
         label = gitea_type_label(event_type)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
+from app.producer import kafka_producer
 from app.settings import Settings
-from app.topics import topic_message_bytes
 from webhooks import WebhooksError
-from webhooks.turn_batcher import TurnBatcher, TurnFailed
 
 
 class PublishError(WebhooksError):
@@ -28,42 +25,15 @@ class OutRecord:
     value: bytes
 
 
-MAX_BATCH_BYTES = 256 * 1024
-
-
 @dataclass(slots=True)
 class ProduceCounts:
-    """Records acknowledged by path, for /metrics: `batched` by the fast path (turn_batcher), `producer` through
-    aiokafka's producer (metadata not known yet, over the batch size, idempotence on, or refused in a batch:
-    those are counted in `refused` as well)."""
+    """Records of requests the broker acknowledged, for /metrics (the spool drain's are counted by the drain)."""
 
-    batched: int = 0
-    producer: int = 0
-    refused: int = 0
-
-
-class KeyPartitioner:
-    """aiokafka's DefaultPartitioner with the murmur2 hash of recent keys remembered (pure Python in aiokafka,
-    and most deliveries name a repository seen just before): the same partition for the same key."""
-
-    MAX_KEYS = 4096
-
-    def __init__(self) -> None:
-        self._hashes: dict[bytes, int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return random.choice(available or all_partitions)
-        hashed = self._hashes.get(key)
-        if hashed is None:
-            if len(self._hashes) >= self.MAX_KEYS:
-                self._hashes.clear()
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return all_partitions[hashed % len(all_partitions)]
+    acknowledged: int = 0
 
 
 class KafkaPublisher:
-    """An aiokafka producer with the durability settings the contract asks for.
+    """The web's producer (app/producer.py: the durability settings the contract asks for).
 
     `last_ok` / `last_error` (monotonic seconds) tell /readyz how the broker answered lately.
     """
@@ -72,7 +42,6 @@ class KafkaPublisher:
         self.settings = settings
         self.bootstrap = bootstrap
         self.producer: AIOKafkaProducer | None = None
-        self.turns: TurnBatcher | None = None  # the fast path (see turn_batcher), with the producer
         self.counts = ProduceCounts()
         self.last_ok = 0.0
         self.last_error = 0.0
@@ -87,22 +56,9 @@ class KafkaPublisher:
         if self.producer is not None:
             return True
         wait = max(5.0, self.settings.kafka_send_timeout * 2)
-        partitioner = KeyPartitioner()
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            enable_idempotence=self.settings.kafka_idempotence,
-            linger_ms=self.settings.kafka_linger_ms,
-            compression_type=None if self.settings.kafka_compression == "none" else self.settings.kafka_compression,
-            # What every topic takes (app/topics.py): a bigger record is refused here, before the broker.
-            max_request_size=topic_message_bytes(self.settings),
-            max_batch_size=MAX_BATCH_BYTES,
-            # Batches that cannot be delivered expire after this; a request gives up much earlier (spooling), so
-            # keeping it short limits the duplicates a late delivery of an abandoned batch can cause.
-            request_timeout_ms=int(wait * 1000),
-            retry_backoff_ms=100,
-            partitioner=partitioner,
-        )
+        # Batches that cannot be delivered expire after this; a request gives up much earlier (spooling), so
+        # keeping it short limits the duplicates a late delivery of an abandoned batch can cause.
+        producer = kafka_producer(self.settings, self.bootstrap, request_timeout_ms=int(wait * 1000))
         try:
             async with asyncio.timeout(wait):
                 await producer.start()
@@ -111,23 +67,12 @@ class KafkaPublisher:
             await producer.stop()
             return False
         self.producer = producer
-        if self.settings.kafka_turn_batching and not self.settings.kafka_idempotence:
-            self.turns = TurnBatcher(
-                producer.client,
-                partitioner,
-                compression=self.settings.kafka_compression,
-                batch_bytes=MAX_BATCH_BYTES,
-                request_timeout_ms=int(wait * 1000),
-            )
         return True
 
     async def stop(self) -> None:
         """Flush what is buffered (waiting for acknowledgements) and close the producer."""
         if self.producer is not None:
             producer, self.producer = self.producer, None
-            if self.turns is not None:
-                turns, self.turns = self.turns, None
-                await turns.close(timeout=10.0)
             try:
                 async with asyncio.timeout(10.0):
                     await producer.flush()
@@ -144,25 +89,6 @@ class KafkaPublisher:
         if self.producer is None:
             raise PublishError("the producer is not started")
         producer = self.producer
-        started = time.monotonic()
-        placed = self.turns.submit(records, timeout) if self.turns is not None else None
-        if placed is not None:
-            waiter, partitions = placed
-            try:
-                await waiter
-            except TimeoutError as exc:
-                self._failed(exc)
-                raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s") from exc
-            except TurnFailed as exc:  # aiokafka's producer tries the refused records again, with its retries
-                refused = [r for r, tp in zip(records, partitions, strict=True) if tp in exc.failed]
-                self.counts.batched += len(records) - len(refused)
-                self.counts.refused += len(refused)
-                records = refused
-                timeout -= time.monotonic() - started
-            else:
-                self.counts.batched += len(records)
-                self.last_ok = time.monotonic()
-                return
         try:
             async with asyncio.timeout(timeout):
                 if len(records) == 1:  # a Gitea delivery: no gather (a task per request) needed
@@ -174,7 +100,7 @@ class KafkaPublisher:
         except (KafkaError, TimeoutError, OSError) as exc:
             self._failed(exc)
             raise PublishError(f"the broker did not acknowledge the records within {timeout:.1f}s: {exc!r}") from exc
-        self.counts.producer += len(records)
+        self.counts.acknowledged += len(records)
         self.last_ok = time.monotonic()
 
     async def publish_settled(self, records: list[OutRecord], *, timeout: float) -> list[BaseException | None]:

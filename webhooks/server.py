@@ -86,7 +86,7 @@ async def publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     await publisher.start()
     app[PUBLISHER] = publisher
     counts = publisher.counts
-    app[METRICS].watch_produce(lambda: (counts.batched, counts.producer, counts.refused))
+    app[METRICS].watch_produce(lambda: counts.acknowledged)
     yield
     await publisher.stop()  # after the in-flight requests finished (aiohttp's shutdown): flushes the producer
 

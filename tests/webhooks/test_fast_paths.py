@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.envelope import GiteaEnvelope, delivery_event_id, encode_envelope, make_envelope
-from webhooks.publisher import KeyPartitioner
+from app.producer import KeyPartitioner
 
 utc_times = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 
