@@ -213,6 +213,23 @@ async def test_a_dlq_record_is_re_driven_after_a_confirmation_and_applied(
         return (await page.text_content("h1") or "") == "Refused by a bug"
 
     await eventually(applied, what="the re-driven task on its page")
+
+    batch = [{**event, "id": f"dc{i}-{tag}", "task_id": f"d{i}-{tag}", "title": f"Batch {i}"} for i in range(2)]
+    await produce(system.settings.kafka_bootstrap, [dlq_record(system, e, f"batch bug {tag}") for e in batch])
+    await page.goto(f"{system.url}/console/dlq?reason=batch+bug+{tag}")
+    await page.locator("#dlq-records tbody tr", has_text=f"dc1-{tag}").wait_for(timeout=WAIT_MS)
+    await page.click("#dlq-redrive-all button")
+    assert "2 of the newest dlq records shown match" in (await page.text_content("#confirm-what") or "")
+    await page.click("#confirm-button")
+    await page.wait_for_selector("#job-state:text('done')", timeout=60_000)
+    assert (await page.text_content("#job-replayed") or "").strip() == "2"
+
+    async def both() -> bool:
+        board = f"{system.url}/console/projects/{project_id}?q=Batch"
+        twin = await page.request.get(board, headers={"Accept": "application/json"})
+        return sorted(t["title"] for c in (await twin.json())["columns"] for t in c["tasks"]) == ["Batch 0", "Batch 1"]
+
+    await eventually(both, what="both re-driven tasks on the board")
     await page.context.close()
 
 
