@@ -24,11 +24,13 @@ from asyncmy.cursors import DictCursor
 
 from app import topics
 from app.settings import Settings
-from db import fold_store
+from db import fold_store, trace
 from db.errors import HeldError, Suspects, describe
+from db.trace import OutcomeRow
 from streams.decode import dlq_row
 from streams.intake import InputRecord
 from streams.route import Source, decoded, frame, routed_keys, source_order
+from streams.tracing import unroutable_row
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
@@ -63,7 +65,8 @@ class Router:
                     sources = [Source(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in fresh]
                     questions = await self._question_tasks(cur, sources)
                     # every record's keys first: a hold (HeldError) leaves nothing produced, not even dlq records
-                    plan = [(source, self._routed(source, questions)) for source in source_order(sources, lambda s: s)]
+                    traced: list[OutcomeRow] = []
+                    plan = [(s, self._routed(s, questions, traced)) for s in source_order(sources, lambda s: s)]
                     acks = []
                     dead = 0
                     for source, sends in plan:
@@ -72,6 +75,7 @@ class Router:
                             dead += topic == self.dlq_topic
                         positions[(source.topic, source.partition)] = source.offset + 1
                     await asyncio.gather(*acks)
+                    await trace.insert_outcomes(cur, traced)  # for `trace`, as the fold records its own
                     await fold_store.save_positions(cur, self.consumer, positions)
                 await conn.commit()
             except BaseException:
@@ -81,7 +85,9 @@ class Router:
         self.dead_lettered += dead
         return len(fresh)
 
-    def _routed(self, source: Source, questions: dict[str, str]) -> list[tuple[str, bytes | None, bytes]]:
+    def _routed(
+        self, source: Source, questions: dict[str, str], traced: list[OutcomeRow]
+    ) -> list[tuple[str, bytes | None, bytes]]:
         """(topic, key, value) of what the router sends for `source`: its frames, or its dlq record."""
         try:
             keys = routed_keys(self._short.get(source.topic, ""), source, questions)
@@ -91,7 +97,9 @@ class Router:
                 raise HeldError(f"router: {where}: {describe(exc)}, the {self.suspects.run}th in a row: the code fails") from exc
             context = {"topic": source.topic, "partition": source.partition, "offset": source.offset, "outcome": "poison"}
             log.error("router: %s cannot be routed (%s); it goes to the dlq", where, describe(exc), exc_info=exc, extra=context)
-            _id, topic, key, value = dlq_row(source, f"the router cannot read this record: {describe(exc)}", self.dlq_topic)
+            reason = f"the router cannot read this record: {describe(exc)}"
+            dlq_id, topic, key, value = dlq_row(source, reason, self.dlq_topic)
+            traced.append(unroutable_row(source, reason, dlq_id))
             return [(topic, key.encode() if source.key is not None else None, value)]
         self.suspects.applied()
         return [(self.target, key, frame(source, scope)) for key, scope in keys]

@@ -7,12 +7,16 @@ writes them with the batch's other rows; `aiworker-events trace` (app/trace.py) 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from app.envelope import GiteaEnvelope
 from db.parking import ParkedEvent
 from db.trace import OutcomeRow, TransitionRow
 from streams.machines import Transition
 from streams.parking import WorkItem
+from streams.route import Source
 
 REASON_CHARS = 512
 
@@ -52,4 +56,27 @@ def expired_row(event: ParkedEvent, reason: str, dlq_id: str) -> OutcomeRow:
     return (
         event_id, event.scope, None, None, None, None, None, event.source_topic, event.source_partition,
         event.source_offset, None, "expired", reason[:REASON_CHARS], dlq_id, None,
+    )  # fmt: skip
+
+
+def unroutable_row(source: Source, reason: str, dlq_id: str) -> OutcomeRow:
+    """The fold_outcomes row of a record the router dead-letters (its keys could not be read): its id and type
+    when its value still reads as a JSON object naming them (a Gitea envelope: its delivery id too)."""
+    fields: dict[str, Any] = {}
+    try:
+        value = orjson.loads(source.value)
+        fields = value if isinstance(value, dict) else {}
+    except (orjson.JSONDecodeError, RecursionError):
+        pass
+
+    def text(name: str, limit: int) -> str | None:
+        found = fields.get(name)
+        return found[:limit] if isinstance(found, str) and found else None
+
+    delivery = text("delivery_id", 191)
+    event_id = text("event_id", 191) or (f"gitea:{delivery}" if delivery else text("id", 191))
+    return (
+        event_id, None, text("event_type", 100) or text("type", 100), delivery, text("origin", 16), text("task_id", 36),
+        text("agent_id", 36), source.topic, source.partition, source.offset, received_at(source.timestamp), "invalid",
+        reason[:REASON_CHARS], dlq_id,
     )  # fmt: skip
