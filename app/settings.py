@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     )
     park_seconds: int = Field(3600, ge=1, description="longest an event waits for a missing row before the dlq, s")
     trace_retention_seconds: int = Field(
-        7 * 86400, ge=60, description="how long the fold's record of each event's outcome and transitions is kept "
-        "for `trace`, s (deleted in batches by the sweeper)",
+        7 * 86400, ge=0, description="how long the fold's record of each event's outcome and transitions is kept "
+        "for `trace`, s (deleted in batches by the sweeper); 0: not recorded",
     )  # fmt: skip
     log_level: str = Field(
         "info", pattern="^(debug|info|warning|error)$",

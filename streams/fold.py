@@ -212,6 +212,7 @@ class Fold:
         if first is not None:
             items.insert(0, first)
         uow = UnitOfWork(cur)
+        uow.record_trace = self.settings.trace_retention_seconds > 0
         ctx_of = {topic: Context(uow, topic, self.settings.topic) for topic in {i.source.topic for i in items}}
         events = [i.item for i in items if isinstance(i.item, Event | GiteaEnvelope) and not isinstance(i.item, Log | LogBatch)]
         scoped = [scoped_id(i.item.id, i.source.scope) for i in items if isinstance(i.item, Event | GiteaEnvelope)]

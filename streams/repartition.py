@@ -48,6 +48,7 @@ class Router:
         self.consumer = router_group(settings)
         self.target = settings.topic(topics.FOLD_TASKS)
         self.dlq_topic = settings.topic(topics.DLQ)
+        self.record_trace = settings.trace_retention_seconds > 0
         self.suspects = Suspects()
         self._short = {settings.topic(name): name for name in topics.INPUT_TOPICS}
         self.routed = 0
@@ -75,7 +76,8 @@ class Router:
                             dead += topic == self.dlq_topic
                         positions[(source.topic, source.partition)] = source.offset + 1
                     await asyncio.gather(*acks)
-                    await trace.insert_outcomes(cur, traced)  # for `trace`, as the fold records its own
+                    if self.record_trace:
+                        await trace.insert_outcomes(cur, traced)  # for `trace`, as the fold records its own
                     await fold_store.save_positions(cur, self.consumer, positions)
                 await conn.commit()
             except BaseException:

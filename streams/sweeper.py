@@ -69,6 +69,7 @@ class Sweeper:
                             now_of[agent["id"]] = at
                     ids = sorted(now_of)[:500]
                     uow = UnitOfWork(cur)
+                    uow.record_trace = self.settings.trace_retention_seconds > 0
                     await uow.preload("agents", ids)
                     ctx = Context(uow, SOURCE, self.settings.topic)
                     moved = 0
@@ -130,7 +131,7 @@ class Sweeper:
                     while not stopping.is_set():
                         if await self.sweep_once() and wake is not None:
                             wake.set()
-                        if time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                        if self.settings.trace_retention_seconds and time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
                             await self.prune_trace(conn)
                             pruned_at = time.monotonic()
                         self.health.ok("sweeper")

@@ -59,6 +59,8 @@ class UnitOfWork:
         self.outcomes: list[trace.OutcomeRow] = []
         """What became of each work item (streams/tracing.py), for `aiworker-events trace`."""
         self.transitions: list[trace.TransitionRow] = []
+        self.record_trace = True
+        """False: the trace rows are not written (TRACE_RETENTION_SECONDS=0)."""
 
     def _make(self, table: str, raw: dict[str, Any]) -> Any:
         row_type = ROW_TYPES[table]
@@ -128,5 +130,6 @@ class UnitOfWork:
             await fold_store.update_rows(self.cur, table, [(rid, changes) for t, rid, changes in deferred if t == table])
         await fold_store.insert_logs(self.cur, self.logs)
         await fold_store.insert_outbox(self.cur, self.outbox)
-        await trace.insert_outcomes(self.cur, self.outcomes)
-        await trace.insert_transitions(self.cur, self.transitions)
+        if self.record_trace:
+            await trace.insert_outcomes(self.cur, self.outcomes)
+            await trace.insert_transitions(self.cur, self.transitions)

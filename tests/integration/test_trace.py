@@ -175,3 +175,18 @@ async def test_a_record_the_router_dead_letters_is_traced(settings: Settings, po
     [seen] = event["records"]
     assert (event["type"], seen["outcome"], seen["offset"]) == ("task.created", "invalid", 0)
     assert "the router cannot read this record" in seen["reason"] and seen["dlq"]["id"]
+
+
+async def test_trace_retention_zero_records_nothing(settings: Settings, pool: Any) -> None:
+    from streams.fold import Fold
+    from tests.integration.test_fold_engine import Feed, agent_registered
+
+    feed = Feed(settings)
+    for retention, expected in ((0, 0), (3600, 1)):
+        agent = f"a-off-{uuid.uuid4().hex[:8]}"
+        tuned = settings.model_copy(update={"trace_retention_seconds": retention})
+        stats = await Fold(pool, tuned).apply_batch([feed.record(topics.AGENT_EVENTS, agent_registered(agent))])
+        assert stats.applied == 1
+        rows = await fetch_all(pool, "SELECT outcome FROM fold_outcomes WHERE agent_id = %s", [agent])
+        moved = await fetch_all(pool, "SELECT to_state FROM fold_transitions WHERE entity_id = %s", [agent])
+        assert (len(rows), len(moved)) == (expected, expected), retention
