@@ -78,5 +78,5 @@ def unroutable_row(source: Source, reason: str, dlq_id: str) -> OutcomeRow:
     return (
         event_id, None, text("event_type", 100) or text("type", 100), delivery, text("origin", 16), text("task_id", 36),
         text("agent_id", 36), source.topic, source.partition, source.offset, received_at(source.timestamp), "invalid",
-        reason[:REASON_CHARS], dlq_id,
+        reason[:REASON_CHARS], dlq_id, text("repository", 255),
     )  # fmt: skip

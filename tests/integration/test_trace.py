@@ -175,6 +175,8 @@ async def test_a_record_the_router_dead_letters_is_traced(settings: Settings, po
     [seen] = event["records"]
     assert (event["type"], seen["outcome"], seen["offset"]) == ("task.created", "invalid", 0)
     assert "the router cannot read this record" in seen["reason"] and seen["dlq"]["id"]
+    rows = await fetch_all(pool, "SELECT COUNT(*) AS n FROM fold_outcomes WHERE event_id = %s", [event_id])
+    assert rows[0]["n"] == 1
 
 
 async def test_trace_retention_zero_records_nothing(settings: Settings, pool: Any) -> None:
