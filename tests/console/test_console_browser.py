@@ -275,6 +275,9 @@ async def test_the_overview_counts_each_project_s_tasks_by_state(browser: Any, s
     await row.locator("td.total:text('3')").wait_for(timeout=WAIT_MS)  # the overview refreshes itself
     assert (await row.locator("td.state-backlog").text_content() or "").strip() == "3"
     await page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+    pipeline = (await (await page.request.get(page.url, headers={"Accept": "application/json"})).json())["pipeline"]
+    assert pipeline["dlq_records"] >= 4, pipeline  # the records the dlq and XSS tests above put there
+    assert all(isinstance(n, int) for n in pipeline["fold_lag_records"].values()) and not pipeline["problems"], pipeline
     await page.context.close()
 
 

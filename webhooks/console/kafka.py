@@ -60,6 +60,17 @@ class BrokerLook:
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BrokerLookError(f"the broker did not answer ({type(exc).__name__})") from exc
 
+    async def starts(self, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+        """The first offset still held (after retention) of every partition of `topics`."""
+        try:
+            async with self._lock, asyncio.timeout(self.timeout):
+                consumer = await self._started()
+                tps = await self._partitions(consumer, topics)
+                found = await consumer.beginning_offsets(tps) if tps else {}
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise BrokerLookError(f"the broker did not answer ({type(exc).__name__})") from exc
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in found.items()}
+
     async def _ends(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
         if not tps:
             return {}

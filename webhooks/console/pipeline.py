@@ -36,7 +36,9 @@ async def health(settings: Settings, conn: Any, look: BrokerLook, spool: Spool) 
         ends = await look.ends(sorted(names))
         for name, (_, wanted) in stages.items():
             lag[name] = sum(max(0, end - stored[name].get(key, 0)) for key, end in ends.items() if key[0] in wanted)
-        dlq_records = sum(end for (topic, _), end in ends.items() if topic == settings.topic(topics.DLQ))
+        dlq = settings.topic(topics.DLQ)
+        starts = await look.starts([dlq])
+        dlq_records = sum(end - starts.get(key, 0) for key, end in ends.items() if key[0] == dlq)
     except BrokerLookError as exc:
         problems.append(f"fold lag and dlq: {exc}")
         lag = dict.fromkeys(stages)
