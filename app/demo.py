@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from app import AiworkerError
+from app import AiworkerError, jsonio
 from app.settings import Settings
 from streams.gitea_map import task_id_for_issue
 from webhooks.auth import agent_token
@@ -289,7 +289,7 @@ class Demo:
             rows = await cur.fetchall()
             await conn.commit()
         for (payload,) in rows:
-            ce = json.loads(payload)
+            ce = jsonio.parse(payload)
             data = ce.get("data") or {}
             print(
                 f"  {ce.get('time', '')[:19]}  {ce.get('type', ''):35} {ce.get('subject', ''):36} "

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from urllib.parse import quote
 import aiohttp
 
 from app import AiworkerError
+from db.errors import Backoff
 
 PAGE_LIMIT = 50  # Gitea's default MAX_RESPONSE_ITEMS: a larger limit is cut to it anyway
 MAX_RETRY_AFTER = 60.0
@@ -115,6 +115,7 @@ class GiteaClient:
     async def get(self, url: str, params: Mapping[str, str | int] | None = None) -> tuple[Any, Mapping[str, str]]:
         """The decoded JSON body and the headers of a GET, retried on 5xx/429/network errors."""
         what = "GET " + url.removeprefix(self.base)
+        backoff = Backoff(self.backoff, self.backoff * 2 ** (self.attempts - 1))  # db/errors.py: with jitter
         for attempt in range(1, self.attempts + 1):
             self.counts.requests += 1
             wait: float | None = None
@@ -143,8 +144,7 @@ class GiteaClient:
             if attempt == self.attempts:
                 raise GiteaError(f"Gitea did not answer {what} after {self.attempts} attempts (last: {problem})")
             self.counts.retries += 1
-            delay = wait if wait is not None else self.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
-            await self.sleep(delay)
+            await self.sleep(wait if wait is not None else backoff.delay())
         raise AssertionError("unreachable")
 
     async def pages(self, url: str, params: Mapping[str, str | int]) -> AsyncIterator[list[Any]]:

@@ -22,7 +22,6 @@ Deployment objects of the shape the API server returns.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from app import AiworkerError, topics
+from app import AiworkerError, jsonio, topics
 from app.events import Event
 from app.k8s_map import Obj, deployment_events, pod_events
 from app.settings import Settings
@@ -93,7 +92,7 @@ class Collection:
 
     async def _list(self) -> None:
         response = await self.lister(**self.kwargs, _preload_content=False)
-        body = json.loads(await response.read())
+        body = jsonio.parse(await response.read())
         items: list[Obj] = body.get("items") or []
         await self.on_relist(items)
         for item in items:
@@ -109,7 +108,7 @@ class Collection:
         try:
             async for line in response.content:
                 if line.strip():
-                    yield json.loads(line)
+                    yield jsonio.parse(line)
         finally:
             response.release()
 

@@ -20,7 +20,7 @@ import logging
 import time
 from typing import Literal
 
-from db.errors import Health
+from db.errors import Backoff, Health
 from webhooks import WebhooksError, dead_letter
 from webhooks.metrics import Metrics
 from webhooks.publisher import KafkaPublisher, OutRecord, PublishError
@@ -113,7 +113,7 @@ class DurableSink:
         return "spool"
 
     async def _drain_forever(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, DRAIN_BACKOFF_MAX)
         while True:
             self._wake.clear()
             if self.spool.empty:
@@ -123,17 +123,16 @@ class DurableSink:
                 cause = await self._drain_once()
             except SpoolError as exc:  # the spool's disk: the records stay where they are, the drain waits
                 cause = "spool"
-                log.error("spool drain: %s; retrying in %.1fs", exc, backoff)
+                log.error("spool drain: %s; retrying in %.1fs", exc, backoff.next)
             except Exception as exc:  # noqa: BLE001 - db/errors.py: anything else is a hold, retried the same way
                 cause = "error"
-                self.health.failed("spool drain", exc, backoff)
+                self.health.failed("spool drain", exc, backoff.next)
             if cause is None:
                 self.health.ok("spool drain")
-                backoff = 0.2
+                backoff.reset()
                 continue
             self.metrics.drain_failures.labels(cause).inc()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, DRAIN_BACKOFF_MAX)
+            await backoff.sleep()
 
     async def _drain_once(self) -> str | None:
         """Send the oldest spooled records; None when that made progress, else the cause it did not."""
