@@ -116,7 +116,7 @@ def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, byte
 async def dry_run(settings: Settings, pool: Any, entries: Sequence[DlqEntry]) -> list[DryOutcome]:
     """What re-driving `entries` (in this order) would do now; the database is left unchanged."""
     from streams.fold import Fold
-    from streams.intake import InputRecord
+    from streams.intake import ConsumedRecord
 
     outcomes: list[DryOutcome] = []
     async with pool.acquire() as conn:
@@ -130,7 +130,7 @@ async def dry_run(settings: Settings, pool: Any, entries: Sequence[DlqEntry]) ->
             for entry in entries:
                 if forget and entry.event_id is not None:
                     await forget_refusals(conn, [entry.event_id])
-                record = InputRecord(entry.topic, max(entry.partition, 0), max(entry.offset, 0), entry.key, entry.value)
+                record = ConsumedRecord(entry.topic, max(entry.partition, 0), max(entry.offset, 0), entry.key, entry.value)
                 stats = await fold.apply_batch([record])
                 written = await _outbox_since(conn, last)
                 last = max([last, *(row[0] for row in written)])

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 
 
-def by_bytes(records: Sequence[InputRecord], max_bytes: int) -> list[list[InputRecord]]:
+def by_bytes(records: Sequence[ConsumedRecord], max_bytes: int) -> list[list[ConsumedRecord]]:
     """`records` in order, cut into runs of at most `max_bytes` (a record over it alone)."""
-    runs: list[list[InputRecord]] = []
-    run: list[InputRecord] = []
+    runs: list[list[ConsumedRecord]] = []
+    run: list[ConsumedRecord] = []
     size = 0
     for record in records:
         weight = len(record.value) + len(record.key or b"")

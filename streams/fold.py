@@ -25,7 +25,7 @@ from db.errors import HeldError, Suspects, describe, refused_by_data, transient
 from streams import StreamsError, liveness
 from streams import decode as decoding
 from streams.handlers import Context, handle
-from streams.intake import InputRecord, Intake
+from streams.intake import ConsumedRecord, Intake
 from streams.logs import LogWriter
 from streams.outcomes import FoldStats, Refusal, label_of
 from streams.parking import Parking, Wait, WorkItem
@@ -73,7 +73,7 @@ class Fold:
     def decode(self, source: Source) -> decoding.Decoded:
         return self.intake.decode(source)
 
-    async def apply_batch(self, records: Sequence[InputRecord]) -> FoldStats:
+    async def apply_batch(self, records: Sequence[ConsumedRecord]) -> FoldStats:
         """Fold the batch in one transaction; on any failure but trouble, record by record (db/errors.py):
         a record that fails alone goes to the dlq, or, when the failure is the code's, HeldError holds the
         partition. Trouble (database, broker) raises for the caller to retry."""
@@ -111,7 +111,7 @@ class Fold:
         log.error("%s failed: %s; it goes to the dlq", where, describe(exc), exc_info=exc)
         return f"the fold failed on this record: {describe(exc)}"
 
-    async def _record_alone(self, record: InputRecord) -> FoldStats:
+    async def _record_alone(self, record: ConsumedRecord) -> FoldStats:
         """One record in its own transaction. The failure may be an event the record wakes (parked earlier,
         waiting for a row the record creates) rather than the record itself: then the record is folded without
         waking them, and they are folded one by one after it, each blamed on its own. Blaming the record would
@@ -159,18 +159,18 @@ class Fold:
 
     @overload
     async def _transaction(
-        self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
+        self, records: Sequence[ConsumedRecord], refuse: str | None = None, *, wake: bool = True,
         created: list[tuple[str, str]] | None = None, woken: None = None, poison: bool = False,
     ) -> FoldStats: ...  # fmt: skip
 
     @overload
     async def _transaction(
-        self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
+        self, records: Sequence[ConsumedRecord], refuse: str | None = None, *, wake: bool = True,
         created: list[tuple[str, str]] | None = None, woken: Wait, poison: bool = False,
     ) -> FoldStats | None: ...  # fmt: skip
 
     async def _transaction(
-        self, records: Sequence[InputRecord], refuse: str | None = None, *, wake: bool = True,
+        self, records: Sequence[ConsumedRecord], refuse: str | None = None, *, wake: bool = True,
         created: list[tuple[str, str]] | None = None, woken: Wait | None = None, poison: bool = False,
     ) -> FoldStats | None:  # fmt: skip
         """Fold `records` in one transaction (with `woken`: the oldest event parked for that row instead;
@@ -198,7 +198,7 @@ class Fold:
         return stats
 
     async def _fold(
-        self, cur: Any, records: Sequence[InputRecord], stats: FoldStats, refuse: str | None, *, wake: bool = True,
+        self, cur: Any, records: Sequence[ConsumedRecord], stats: FoldStats, refuse: str | None, *, wake: bool = True,
         first: WorkItem | None = None, woken: Wait | None = None,
     ) -> list[tuple[str, str]]:  # fmt: skip
         """Fold the records (after `first`, an event taken from the parked ones); the rows created."""

@@ -20,9 +20,10 @@ from streams.route import WHOLE, Source, direct_part_of, route_key, unframe
 
 
 @dataclass(frozen=True, slots=True)
-class InputRecord:
-    """A record as consumed (its own position is what the fold stores); `Source` is the input record it carries
-    (the same record when read straight from an input topic, the framed one when read from fold.tasks)."""
+class ConsumedRecord:
+    """A record as the consumer handed it over, from fold.tasks or an input topic: its own position is what the fold
+    stores. The event it carries comes from a `Source` (streams/route.py: the record of an input topic): the same
+    record when read straight from an input topic, the one framed inside it when read from fold.tasks."""
 
     topic: str
     partition: int
@@ -37,7 +38,7 @@ class Intake:
         self.direct = direct
         self._short = {settings.topic(name): name for name in topics.ALL_TOPICS}
 
-    def source_of(self, record: InputRecord) -> Source | str:
+    def source_of(self, record: ConsumedRecord) -> Source | str:
         """The input record behind a record: unframed from fold.tasks, else the record itself."""
         if self._short.get(record.topic) != topics.FOLD_TASKS:
             return Source(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
@@ -49,7 +50,7 @@ class Intake:
     def decode(self, source: Source) -> decoding.Decoded:
         return decoding.decode(self._short.get(source.topic), source)
 
-    def work_items(self, records: Sequence[InputRecord]) -> list[WorkItem]:
+    def work_items(self, records: Sequence[ConsumedRecord]) -> list[WorkItem]:
         """The work items of these records, in their order (what the router sends on is left out)."""
         items: list[WorkItem] = []
         for record in records:

@@ -35,7 +35,7 @@ from app.settings import Settings
 from db import observe as sql
 from db.errors import Health
 from db.pool import describe_error, ping
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.outcomes import DLQ_REASONS, FoldStats
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class FoldMonitor:
         """dlq records of `reason` that another part counts (the sweeper, the relay), read at every scrape."""
         self.dlq_sources.append((reason, read))
 
-    def batch_done(self, stage: str, records: Iterable[InputRecord], seconds: float, stats: FoldStats | None = None) -> None:
+    def batch_done(self, stage: str, records: Iterable[ConsumedRecord], seconds: float, stats: FoldStats | None = None) -> None:
         """A batch committed: the stage progressed; its positions, duration and (fold) outcomes are counted."""
         state = self.stages[stage]
         state.progressed = time.monotonic()

@@ -28,7 +28,7 @@ from db import fold_store, trace
 from db.errors import HeldError, Suspects, describe
 from db.trace import OutcomeRow
 from streams.decode import dlq_row
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.route import Source, decoded, frame, routed_keys, source_order
 from streams.tracing import unroutable_row
 
@@ -55,7 +55,7 @@ class Router:
         self.dead_lettered = 0
         """Records sent to the dlq because their keys could not be read (committed batches only)."""
 
-    async def route_batch(self, records: Sequence[InputRecord]) -> int:
+    async def route_batch(self, records: Sequence[ConsumedRecord]) -> int:
         """Route the fresh records of the batch; the number produced. DB and broker trouble raise."""
         async with self.pool.acquire() as conn:
             try:

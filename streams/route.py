@@ -55,7 +55,9 @@ WHOLE = "whole"
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A record of an input topic: where it was, its key and value."""
+    """The record of an input topic an event came from (agent.events, control.events, gitea.webhooks): where it was,
+    its key and value. Not what was consumed (streams/intake.py `ConsumedRecord`: maybe a fold.tasks frame around
+    it), but what the fold de-duplicates, parks and traces by."""
 
     topic: str
     partition: int

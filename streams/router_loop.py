@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from app import topics
 from app.settings import Settings
 from db.errors import until_done
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.repartition import router_group
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ async def run_router(runtime: FoldRuntime, settings: Settings, bootstrap: str) -
                 runtime.health, stopping=runtime.stopping,
             )  # fmt: skip
             records = [
-                InputRecord(r.topic, r.partition, r.offset, r.key, r.value, float(r.timestamp or 0) / 1000.0)
+                ConsumedRecord(r.topic, r.partition, r.offset, r.key, r.value, float(r.timestamp or 0) / 1000.0)
                 for messages in batch.values()
                 for r in messages
             ]

@@ -34,7 +34,7 @@ from db.pool import create_pool
 from streams import faust_transport
 from streams.batches import by_bytes
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.monitor import FoldMonitor, Owned
 from streams.outcomes import FoldStats
 from streams.relay import OutboxRelay
@@ -136,7 +136,7 @@ class FoldRuntime:
 
         return await until_done(f"positions of {consumer}", read, self.health, stopping=self.stopping)
 
-    async def route_until_done(self, records: list[InputRecord]) -> int:
+    async def route_until_done(self, records: list[ConsumedRecord]) -> int:
         await self.ready.wait()
         router = self.router
         assert router is not None
@@ -147,7 +147,7 @@ class FoldRuntime:
         self.monitor.batch_done("route", records, time.monotonic() - started)
         return routed
 
-    async def fold_until_done(self, records: list[InputRecord]) -> FoldStats:
+    async def fold_until_done(self, records: list[ConsumedRecord]) -> FoldStats:
         """Fold a batch, retrying database trouble with backoff: the partition waits, it never skips."""
         await self.ready.wait()
         fold, relay = self.fold, self.relay
@@ -161,14 +161,14 @@ class FoldRuntime:
         return stats
 
 
-def _records(events: list[Any]) -> list[InputRecord]:
+def _records(events: list[Any]) -> list[ConsumedRecord]:
     return [
-        InputRecord(m.topic, m.partition, m.offset, m.key, m.value, float(m.timestamp or 0.0))
+        ConsumedRecord(m.topic, m.partition, m.offset, m.key, m.value, float(m.timestamp or 0.0))
         for m in (e.message for e in events)
     ]
 
 
-def log_batch(records: list[InputRecord], stats: FoldStats) -> None:
+def log_batch(records: list[ConsumedRecord], stats: FoldStats) -> None:
     """One line per folded batch (counts by outcome), one per refusal (type, id, reason, where it came from)."""
     if stats.events or stats.logs:
         log.info("folded %d record(s): %s", len(records), stats.summary())

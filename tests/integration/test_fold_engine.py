@@ -10,7 +10,7 @@ from typing import Any
 from app import topics
 from app.settings import Settings
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.sweeper import Sweeper
 from tests.harness import fetch_all
 
@@ -37,11 +37,11 @@ class Feed:
         self.settings = settings
         self.offsets: dict[tuple[str, int], int] = {}
 
-    def record(self, short: str, event: dict[str, Any], partition: int = 0) -> InputRecord:
+    def record(self, short: str, event: dict[str, Any], partition: int = 0) -> ConsumedRecord:
         topic = self.settings.topic(short)
         offset = self.offsets.get((topic, partition), 0)
         self.offsets[(topic, partition)] = offset + 1
-        return InputRecord(topic, partition, offset, None, json.dumps(event).encode())
+        return ConsumedRecord(topic, partition, offset, None, json.dumps(event).encode())
 
 
 def ids(tag: str) -> tuple[str, str, str]:

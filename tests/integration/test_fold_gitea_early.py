@@ -13,7 +13,7 @@ from app import topics
 from app.envelope import make_envelope
 from app.settings import Settings
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.sweeper import Sweeper
 from tests.gitea_samples import load_sample
 from tests.harness import fetch_all
@@ -22,7 +22,7 @@ from tests.integration.test_fold_engine import Feed, project_upserted, task_crea
 RECEIVED = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-def delivery(feed: Feed, name: str, project: str | None, branch: str | None, number: int = 7) -> InputRecord:
+def delivery(feed: Feed, name: str, project: str | None, branch: str | None, number: int = 7) -> ConsumedRecord:
     sample = load_sample(name)
     payload = sample.payload
     if branch is not None:
@@ -36,7 +36,7 @@ def delivery(feed: Feed, name: str, project: str | None, branch: str | None, num
     topic = feed.settings.topic(topics.GITEA_WEBHOOKS)
     offset = feed.offsets.get((topic, 0), 0)
     feed.offsets[(topic, 0)] = offset + 1
-    return InputRecord(topic, 0, offset, payload["repository"]["full_name"].encode(), envelope.encode())
+    return ConsumedRecord(topic, 0, offset, payload["repository"]["full_name"].encode(), envelope.encode())
 
 
 async def task_row(pool: Any, task: str) -> dict[str, Any] | None:

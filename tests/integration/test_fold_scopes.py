@@ -15,7 +15,7 @@ from typing import Any
 from app import topics
 from app.settings import Settings
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.route import Source, frame, route_keys, routed_keys
 from tests.harness import fetch_all
 from tests.integration.test_fold_engine import T0, agent_registered, project_upserted, task_created
@@ -29,7 +29,7 @@ class Routed:
         self.inputs: dict[str, int] = {}
         self.offsets: dict[int, int] = {}
 
-    def route(self, short: str, event: dict[str, Any]) -> list[InputRecord]:
+    def route(self, short: str, event: dict[str, Any]) -> list[ConsumedRecord]:
         topic = self.settings.topic(short)
         offset = self.inputs.get(topic, 0)
         self.inputs[topic] = offset + 1
@@ -41,7 +41,7 @@ class Routed:
                 partition = 2
             at = self.offsets.get(partition, 0)
             self.offsets[partition] = at + 1
-            out.append(InputRecord(self.settings.topic(topics.FOLD_TASKS), partition, at, key, frame(source, scope)))
+            out.append(ConsumedRecord(self.settings.topic(topics.FOLD_TASKS), partition, at, key, frame(source, scope)))
         return out
 
 
@@ -60,7 +60,7 @@ async def test_the_agent_row_follows_the_agents_order_however_late_its_tasks_are
         )
     setup += routed.route(topics.AGENT_EVENTS, agent_registered(agent))
     await fold.apply_batch(setup)
-    records: list[InputRecord] = []
+    records: list[ConsumedRecord] = []
     for k, task in enumerate(tasks):
         minute = f"2026-11-22T11:{k:02d}:00Z"
         records += routed.route(
@@ -93,7 +93,7 @@ async def test_the_agent_row_follows_the_agents_order_however_late_its_tasks_are
     # Each half exactly once: redelivered (same positions) or sent again (new offsets) changes nothing.
     outbox = await fetch_all(pool, "SELECT COUNT(*) AS n FROM outbox")
     assert (await fold.apply_batch(records)).replayed == len(records)
-    again = [InputRecord(r.topic, r.partition + 10, r.offset, r.key, r.value) for r in records]
+    again = [ConsumedRecord(r.topic, r.partition + 10, r.offset, r.key, r.value) for r in records]
     stats = await fold.apply_batch(again)
     assert (stats.duplicates, stats.applied) == (len(records), 0), stats
     assert await fetch_all(pool, "SELECT COUNT(*) AS n FROM outbox") == outbox
@@ -142,15 +142,15 @@ async def test_the_worker_folds_agent_halves_straight_from_agent_events_and_the_
     agent_topic, internal = settings.topic(topics.AGENT_EVENTS), settings.topic(topics.FOLD_TASKS)
     counts = {agent_topic: 0, internal: 0}
 
-    def feed(short: str, event: dict[str, Any]) -> list[InputRecord]:
+    def feed(short: str, event: dict[str, Any]) -> list[ConsumedRecord]:
         """The record on its input topic (read by the fold when it is agent.events) and what the router sends on."""
         topic = settings.topic(short)
         offset = counts.setdefault(topic, 0)
         counts[topic] += 1
         source = Source(topic, 0, offset, event.get("agent_id", "").encode() or None, json.dumps(event).encode())
-        out = [InputRecord(topic, 0, offset, source.key, source.value)] if short == topics.AGENT_EVENTS else []
+        out = [ConsumedRecord(topic, 0, offset, source.key, source.value)] if short == topics.AGENT_EVENTS else []
         for key, scope in routed_keys(short, source):
-            out.append(InputRecord(internal, 0, counts[internal], key, frame(source, scope)))
+            out.append(ConsumedRecord(internal, 0, counts[internal], key, frame(source, scope)))
             counts[internal] += 1
         return out
 

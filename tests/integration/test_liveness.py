@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from app import topics
 from app.settings import Settings
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.sweeper import Sweeper
 from tests.harness import WorkerProcess, eventually, fetch_all, fold_caught_up
 
@@ -52,11 +52,11 @@ async def test_agents_with_clocks_five_minutes_off_do_not_flap_and_a_silent_one_
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     offset = 0
 
-    def record(agent: str, event: dict[str, Any], received: datetime) -> InputRecord:
+    def record(agent: str, event: dict[str, Any], received: datetime) -> ConsumedRecord:
         nonlocal offset
         offset += 1
         body = {"id": f"{event['type']}-{agent}-{offset}", "time": _iso(received + skew[agent]), "agent_id": agent, **event}
-        return InputRecord(topic, 0, offset - 1, agent.encode(), json.dumps(body).encode(), received.timestamp())
+        return ConsumedRecord(topic, 0, offset - 1, agent.encode(), json.dumps(body).encode(), received.timestamp())
 
     registered = [record(a, {"type": "agent.registered", "pod_name": a}, start) for a in skew]
     assert (await fold.apply_batch(registered)).applied == 3

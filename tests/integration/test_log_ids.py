@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from app import topics
 from app.settings import Settings
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from tests.harness import fetch_all, read_records
 from tests.integration.test_fold_engine import T0, Feed, agent_registered
 from webhooks.server import init
@@ -37,7 +37,7 @@ async def test_the_same_log_event_in_two_requests_stores_one_line(settings: Sett
     assert len(records) == 3  # three requests, three log.batch records: the web does not remember
     fold, feed = Fold(pool, settings), Feed(settings)
     await fold.apply_batch([feed.record(topics.AGENT_EVENTS, agent_registered(agent))])
-    inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
+    inputs = [ConsumedRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
     stats = await fold.apply_batch(inputs)
     assert stats.invalid == stats.refused == 0, stats
     assert await stored(pool, agent) == [("line 0", f"l-{agent}-0"), ("line 1", f"l-{agent}-1")]

@@ -16,7 +16,7 @@ from app import topics
 from app.settings import Settings
 from db.errors import HOLD_AFTER, HeldError
 from streams import repartition
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.repartition import Router, router_group
 from streams.route import unframe
 from tests.harness import fetch_all, read_records, read_topic
@@ -35,10 +35,10 @@ async def router(settings: Settings, pool: Any) -> Iterator[Router]:
     await producer.stop()
 
 
-def _records(settings: Settings, ids: list[str]) -> list[InputRecord]:
+def _records(settings: Settings, ids: list[str]) -> list[ConsumedRecord]:
     topic = settings.topic(topics.CONTROL_EVENTS)
     return [
-        InputRecord(topic, 0, i, t.encode(), json.dumps({**task_created(t, "p"), "time": T0}).encode(), 1.0 + i)
+        ConsumedRecord(topic, 0, i, t.encode(), json.dumps({**task_created(t, "p"), "time": T0}).encode(), 1.0 + i)
         for i, t in enumerate(ids)
     ]
 

@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.batches import by_bytes
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 
 
-def record(offset: int, size: int) -> InputRecord:
-    return InputRecord("t.fold.tasks", 0, offset, b"k", b"v" * size)
+def record(offset: int, size: int) -> ConsumedRecord:
+    return ConsumedRecord("t.fold.tasks", 0, offset, b"k", b"v" * size)
 
 
 def test_runs_keep_the_order_and_the_bound_and_a_big_record_goes_alone() -> None:
