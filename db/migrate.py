@@ -236,24 +236,16 @@ async def _migrate_locked(
 
 async def create_database(url: str) -> None:
     """CREATE DATABASE IF NOT EXISTS for the database named in `url` (utf8mb4)."""
-    database = parse_database_url(url).database
-    try:
-        conn = await connect(url, database=False)
-    except (asyncmy.errors.MySQLError, OSError) as exc:
-        raise MigrationError(f"cannot connect to migrate database {database!r}: {describe_error(exc)}") from exc
-    try:
-        await _execute(conn, QUIET_NOTES)
-        await _execute(
-            conn,
-            f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)} "
-            "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-        )
-    finally:
-        await conn.ensure_closed()
+    await _on_server(url, "CREATE DATABASE IF NOT EXISTS {} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
 
 
 async def drop_database(url: str) -> None:
     """DROP DATABASE IF EXISTS for the database named in `url`."""
+    await _on_server(url, "DROP DATABASE IF EXISTS {}")
+
+
+async def _on_server(url: str, statement: str) -> None:
+    """`statement` with `{}` standing for the (quoted) database named in `url`, on a connection to its server."""
     database = parse_database_url(url).database
     try:
         conn = await connect(url, database=False)
@@ -261,6 +253,6 @@ async def drop_database(url: str) -> None:
         raise MigrationError(f"cannot connect to migrate database {database!r}: {describe_error(exc)}") from exc
     try:
         await _execute(conn, QUIET_NOTES)
-        await _execute(conn, f"DROP DATABASE IF EXISTS {quote_identifier(database)}")
+        await _execute(conn, statement.format(quote_identifier(database)))
     finally:
         await conn.ensure_closed()

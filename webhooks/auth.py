@@ -13,6 +13,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from app.settings import Settings
 from webhooks import WebhooksError
 
 BARE_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -74,3 +75,12 @@ def authenticate(header: str | None, *, service_token: str, agent_token_key: str
     if not agent_token_key or not hmac.compare_digest(mac.encode(), agent_mac(agent_token_key, agent_id).encode()):
         raise Unauthenticated(f"the bearer token is not a valid token of agent {agent_id!r} ({TOKEN_FORMAT})")
     return Caller(service=False, agent_id=agent_id)
+
+
+def caller_of(header: str | None, settings: Settings) -> Caller:
+    """`authenticate` with the settings' service token and agent token key: what every authenticated route asks."""
+    return authenticate(
+        header,
+        service_token=settings.service_token.get_secret_value(),
+        agent_token_key=settings.agent_token_key.get_secret_value(),
+    )

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from app import jsonio, topics
 from app.events import AGENT_TYPES, Event, parse_event
 from app.settings import Settings
-from webhooks.auth import Unauthenticated, authenticate
+from webhooks.auth import Unauthenticated, caller_of
 from webhooks.body import BodyTimeoutError, ExpectationError, refusal
 from webhooks.durable import UnavailableError
 from webhooks.limits import limited_problem
@@ -113,11 +113,7 @@ async def post_events(request: web.Request) -> web.Response:
     """Authenticated, and checked against the caller's rate limits, from the headers alone before the body is read."""
     settings = request.app[SETTINGS]
     try:
-        caller = authenticate(
-            request.headers.get("Authorization"),
-            service_token=settings.service_token.get_secret_value(),
-            agent_token_key=settings.agent_token_key.get_secret_value(),
-        )
+        caller = caller_of(request.headers.get("Authorization"), settings)
     except Unauthenticated as exc:
         return refusal(request, problem(401, str(exc)))
     content_type = request.content_type

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from app.jsonio import JsonError, loads
 from db.projects import set_webhook_secret
-from webhooks.auth import Unauthenticated, authenticate
+from webhooks.auth import Unauthenticated, caller_of
 from webhooks.body import BodyTimeoutError, ExpectationError, refusal
 from webhooks.gitea_api import PROJECT_ID
 from webhooks.problems import problem
@@ -38,11 +38,7 @@ class SecretUpdate(BaseModel):
 async def put_webhook_secret(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     try:
-        caller = authenticate(
-            request.headers.get("Authorization"),
-            service_token=settings.service_token.get_secret_value(),
-            agent_token_key=settings.agent_token_key.get_secret_value(),
-        )
+        caller = caller_of(request.headers.get("Authorization"), settings)
     except Unauthenticated as exc:
         return refusal(request, problem(401, str(exc)))
     if not caller.service:
