@@ -157,7 +157,7 @@ async def drive(run: Run, directory: Path) -> None:
     from app.topics import ensure_topics
     from db.migrate import drop_database, migrate
     from db.pool import create_pool
-    from streams.repartition import router_group
+    from streams.router import router_group
     from tests.harness import WebProcess
 
     args = run.args

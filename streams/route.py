@@ -1,4 +1,5 @@
-"""The repartition stage: input records re-keyed onto `fold.tasks` by the entity whose order matters.
+"""The routing rules (the routing stage itself, with its I/O, is streams/router.py): input records re-keyed onto
+`fold.tasks` by the entity whose order matters.
 
 The three input topics are keyed by agent, entity and repository, so one task's events arrive on
 different partitions. The router reads them, finds the key that orders them (the task id for task

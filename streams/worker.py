@@ -1,7 +1,7 @@
 """The Faust app of the fold workers: the router, the fold, the outbox relay and the sweeper, in one place.
 
 Two stages (see streams/route.py): `route` reads the three input topics and re-keys records onto
-`fold.tasks` by their ordering entity (a plain aiokafka consumer group, streams/router_loop.py, that commits
+`fold.tasks` by their ordering entity (a plain aiokafka consumer group, streams/router.py, that commits
 after routing); `fold` (the Faust agent) reads `fold.tasks` and, beside it, agent.events (its agents' own
 events and logs need no re-keying: `route.direct_part`), and folds batches into MySQL, taking batches
 without acknowledging (`noack_take`) and acknowledging only after their transaction committed;
@@ -38,8 +38,7 @@ from streams.intake import ConsumedRecord
 from streams.monitor import FoldMonitor, Owned
 from streams.outcomes import FoldStats
 from streams.relay import OutboxRelay
-from streams.repartition import Router, router_group
-from streams.router_loop import run_router
+from streams.router import Router, router_group, run_router
 from streams.sweeper import Sweeper
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The error policy in the router (streams/repartition.py), against the real database and broker: a record it cannot
+"""The error policy in the router (streams/router.py), against the real database and broker: a record it cannot
 read its keys from goes to the dlq from the router, with its reason and position, and its batch-mates are routed;
 a failure that hits every record alike holds the router instead of dead-lettering the stream."""
 
@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaProducer
 from app import topics
 from app.settings import Settings
 from db.errors import HOLD_AFTER, HeldError
-from streams import repartition
+from streams import router as router_stage
 from streams.intake import ConsumedRecord
-from streams.repartition import Router, router_group
 from streams.route import unframe
+from streams.router import Router, router_group
 from tests.harness import fetch_all, read_records, read_topic
 from tests.integration.test_fold_engine import T0, task_created
 
@@ -45,14 +45,14 @@ def _records(settings: Settings, ids: list[str]) -> list[ConsumedRecord]:
 
 def _unreadable(poison: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Records whose keys the router cannot read (a stand-in for values that break `routed_keys`)."""
-    real = repartition.routed_keys
+    real = router_stage.routed_keys
 
     def routed_keys(short: str, source: Any, questions: Any = None) -> Any:
         if json.loads(source.value)["task_id"] in poison:
             raise RecursionError("maximum recursion depth exceeded while decoding a JSON object")
         return real(short, source, questions)
 
-    monkeypatch.setattr(repartition, "routed_keys", routed_keys)
+    monkeypatch.setattr(router_stage, "routed_keys", routed_keys)
 
 
 async def _stored(pool: Any, settings: Settings) -> int:

@@ -149,13 +149,13 @@ async def test_a_reconciled_record_is_traced_as_such(settings: Settings, pool: A
 
 async def test_a_record_the_router_dead_letters_is_traced(settings: Settings, pool: Any, monkeypatch: Any) -> None:
     """The router's dlq path (a record whose keys cannot be read) is recorded in the router's own transaction."""
-    import streams.repartition as repartition
+    import streams.router as router_stage
     from streams.intake import ConsumedRecord
 
     def unreadable(*args: Any) -> Any:
         raise ValueError("its keys cannot be read (a test's fault)")
 
-    monkeypatch.setattr(repartition, "routed_keys", unreadable)
+    monkeypatch.setattr(router_stage, "routed_keys", unreadable)
     sent: list[str] = []
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
@@ -169,7 +169,7 @@ async def test_a_record_the_router_dead_letters_is_traced(settings: Settings, po
     event_id = f"rt-{uuid.uuid4().hex[:8]}"
     value = json.dumps({"id": event_id, "type": "task.created", "time": T0, "task_id": "t", "project_id": "p", "title": "x"})
     record = ConsumedRecord(settings.topic(topics.CONTROL_EVENTS), 0, 0, b"t", value.encode(), 1.7e9)
-    assert await repartition.Router(pool, settings, send).route_batch([record]) == 1
+    assert await router_stage.Router(pool, settings, send).route_batch([record]) == 1
     assert sent == [settings.topic(topics.DLQ)]
     [event] = (await _trace(settings, event_id))["events"]
     [seen] = event["records"]

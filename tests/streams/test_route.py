@@ -1,4 +1,4 @@
-"""The repartition stage's pure parts: frames, ordering keys, the cross-partition order of a batch."""
+"""The routing stage's pure parts: frames, ordering keys, the cross-partition order of a batch."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 from app import topics
 from app.settings import Settings
 from db import observe as sql
-from streams.repartition import router_group
+from streams.router import router_group
 from webhooks.console.kafka import BrokerLook, BrokerLookError
 from webhooks.spool import Spool
 
