@@ -15,11 +15,11 @@ record's property) goes to the dlq straight from here, with the reason and its p
 routed; a failure that hits every record alike holds the router instead (HeldError, `Suspects`).
 
 Its consumer loop (`run_router`) is a plain aiokafka consumer group, not a Faust agent. The router only reads JSON
-and re-keys records; it needs none of Faust's stream machinery, which costs ~250 µs per record on this machine. A plain consumer costs a fraction
-of that, so the pipeline pays Faust's price once (in the fold), not twice. Offsets are committed
-to Kafka after a batch is routed (for lag tools), but an assigned partition resumes from the router's positions
-in `fold_positions` (`_SeekToStored`), which also make a redelivered record a no-op: a crash or rebalance between
-routing and commit, or a wrong offset commit, loses and duplicates nothing.
+and re-keys records; it needs none of Faust's stream machinery, which costs ~250 µs per record on this machine. A
+plain consumer costs a fraction of that, so the pipeline pays Faust's price once (in the fold), not twice. Offsets
+are committed to Kafka after a batch is routed (for lag tools), but an assigned partition resumes from the router's
+positions in `fold_positions` (`_SeekToStored`), which also make a redelivered record a no-op: a crash or rebalance
+between routing and commit, or a wrong offset commit, loses and duplicates nothing.
 
 Imports go one way: streams/worker.py starts `run_router` with itself as the `RouterRuntime`; nothing here imports
 the worker.
