@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     )  # fmt: skip
     outbox_batch_size: int = Field(500, ge=1, le=100_000, description="outbox rows published per relay round")
     agent_offline_seconds: int = Field(60, ge=1, description="heartbeat silence after which an agent goes offline")
+    heartbeat_granularity_seconds: int = Field(
+        15,
+        ge=0,
+        le=3600,
+        description="a heartbeat that only moves its agent's last_heartbeat and last_seen_at forward by less than "
+        "this (status and task unchanged) does not rewrite the row; the sweeper waits AGENT_OFFLINE_SECONDS plus "
+        "this, so an agent goes offline that much later at most, never earlier (0: every heartbeat writes)",
+    )
     agent_clock_lag_seconds: int = Field(
         300,
         ge=0,

@@ -213,7 +213,8 @@ class Fold:
             items.insert(0, first)
         uow = UnitOfWork(cur)
         uow.record_trace = self.settings.trace_retention_seconds > 0
-        ctx_of = {topic: Context(uow, topic, self.settings.topic) for topic in {i.source.topic for i in items}}
+        granularity = self.settings.heartbeat_granularity_seconds
+        ctx_of = {topic: Context(uow, topic, self.settings.topic, granularity) for topic in {i.source.topic for i in items}}
         events = [i.item for i in items if isinstance(i.item, Event | GiteaEnvelope) and not isinstance(i.item, Log | LogBatch)]
         scoped = [scoped_id(i.item.id, i.source.scope) for i in items if isinstance(i.item, Event | GiteaEnvelope)]
         seen = await fold_store.seen_event_ids(cur, scoped)
@@ -239,7 +240,7 @@ class Fold:
                 uow.outcomes.append(outcome_row(item, outcome, reason, dlq_id))
             queue = await parking.wake(uow, self.decode) if wake else []
             for item in queue:
-                ctx_of.setdefault(item.source.topic, Context(uow, item.source.topic, self.settings.topic))
+                ctx_of.setdefault(item.source.topic, Context(uow, item.source.topic, self.settings.topic, granularity))
         await uow.flush()
         await fold_store.record_event_ids(cur, done)
         await fold_store.save_positions(cur, self.consumer, positions)
@@ -288,7 +289,7 @@ class Fold:
             stats.parked += 1
             return "parked", why
         seen.add(event_id)
-        await liveness.received(uow, item, source)
+        await liveness.received(uow, item, source, self.settings.heartbeat_granularity_seconds)
         if result.refused is not None:
             stats.refused += 1
             self._dead_letter(uow, work, result.refused, stats)

@@ -22,14 +22,20 @@ from streams.route import Source
 from streams.uow import UnitOfWork
 
 
-async def received(uow: UnitOfWork, item: object, source: Source) -> None:
-    """Stamp the agent of a folded heartbeat or registration with when (and on which partition) it was received."""
+async def received(uow: UnitOfWork, item: object, source: Source, granularity: float = 0.0) -> None:
+    """Stamp the agent of a folded heartbeat or registration with when (and on which partition) it was received; not
+    when that moves `last_seen_at` forward by less than `granularity` seconds on the same partition and the row is not
+    written anyway (a heartbeat that changes nothing else then writes no row: AIWORKER_HEARTBEAT_GRANULARITY_SECONDS)."""
     if not isinstance(item, AgentHeartbeat | AgentRegistered) or source.timestamp <= 0:
         return
     row = await uow.get("agents", item.agent_id)
     at = naive_utc(datetime.fromtimestamp(source.timestamp, UTC))
-    if row is not None and (row.last_seen_at is None or at > row.last_seen_at):
-        uow.put("agents", replace(row, last_seen_at=at, last_seen_partition=source.partition))
+    if row is None or (row.last_seen_at is not None and at <= row.last_seen_at):
+        return
+    near = row.last_seen_at is not None and at - row.last_seen_at < timedelta(seconds=granularity)
+    if near and row.last_seen_partition == source.partition and not uow.writes("agents", row.id):
+        return
+    uow.put("agents", replace(row, last_seen_at=at, last_seen_partition=source.partition))
 
 
 def ingest_now(clock: datetime | None, wall: datetime, lag_seconds: int) -> datetime:

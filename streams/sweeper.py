@@ -1,5 +1,7 @@
 """The stale-agent sweeper: agents with no heartbeat received for AIWORKER_AGENT_OFFLINE_SECONDS go offline, once
-(by the ingest clock, streams/liveness.py: neither the agent's clock nor a lagging fold makes an agent offline).
+(by the ingest clock, streams/liveness.py: neither the agent's clock nor a lagging fold makes an agent offline). A
+heartbeat within AIWORKER_HEARTBEAT_GRANULARITY_SECONDS of the stored one writes no row (streams/machines/agent.py),
+so the silence must last that much longer: an agent goes offline at most the granularity late, never early.
 
 One worker sweeps at a time (a named server lock, like the outbox relay). Each agent goes offline
 through its machine (`agent.mark_offline`) in a transaction that locks its row, so a heartbeat folded
@@ -54,6 +56,9 @@ class Sweeper:
         """Move every stale agent offline in one transaction; the number moved. Stale by the ingest clock
         (streams/liveness.py): `now` (the wall clock) only where an agent's partition has no clock of its own."""
         wall = now or datetime.now(UTC)
+        # A heartbeat within the granularity of the stored one writes no row: the stored times may be that much behind
+        # the newest heartbeat, so the silence must last that much longer to be sure (late by at most it, never early).
+        silence = self.settings.agent_offline_seconds + self.settings.heartbeat_granularity_seconds
         async with self.pool.acquire() as conn:
             try:
                 await conn.begin()
@@ -65,7 +70,7 @@ class Sweeper:
                         at = naive_utc(wall) if partition is None else liveness.ingest_now(
                             clocks.get(int(partition)), wall, self.settings.agent_clock_lag_seconds
                         )  # fmt: skip
-                        if agent["seen"] is None or at - agent["seen"] >= timedelta(seconds=self.settings.agent_offline_seconds):
+                        if agent["seen"] is None or at - agent["seen"] >= timedelta(seconds=silence):
                             now_of[agent["id"]] = at
                     ids = sorted(now_of)[:500]
                     uow = UnitOfWork(cur)
@@ -78,7 +83,7 @@ class Sweeper:
                         if row is None:
                             continue
                         at = now_of[agent_id].replace(tzinfo=UTC)
-                        outcome = agent_machine.mark_offline(row, at, self.settings.agent_offline_seconds)
+                        outcome = agent_machine.mark_offline(row, at, silence)
                         if isinstance(outcome, Changed):
                             emit(ctx, "agents", outcome, agent_machine.stale_event(row, at))
                             moved += 1

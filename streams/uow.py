@@ -100,6 +100,11 @@ class UnitOfWork:
                 return row
         return None
 
+    def writes(self, table: str, row_id: str) -> bool:
+        """Whether this transaction writes the row: new, or put after it was loaded."""
+        row = self._rows[table].get(row_id)
+        return row is not None and row is not self._loaded[table].get(row_id)
+
     def put(self, table: str, row: Any) -> None:
         if row.id not in self._rows[table]:
             self.created.append((table, row.id))

@@ -39,6 +39,8 @@ class Context:
     source: str
     """Full name of the topic the cause came from (the CloudEvent's data.cause.source)."""
     topic_name: Callable[[str], str]
+    heartbeat_granularity: float = 0.0
+    """AIWORKER_HEARTBEAT_GRANULARITY_SECONDS: see streams/machines/agent.py `within_granularity`."""
 
 
 def emit(ctx: Context, table: str, outcome: Changed[Any], cause: Input) -> None:

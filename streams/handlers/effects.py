@@ -46,7 +46,13 @@ async def _assignee_status(ctx: Context, row: Any, event: Input) -> dict[str, An
 
 TASK = Effect("tasks", task_machine.apply, attr("task_id"))
 TASK_START = Effect("tasks", task_machine.apply, attr("task_id"), _assignee_status)
-AGENT = Effect("agents", agent_machine.apply, attr("agent_id"))
+
+
+async def _granularity(ctx: Context, row: Any, event: Input) -> dict[str, Any]:
+    return {"granularity": ctx.heartbeat_granularity} if ctx.heartbeat_granularity else {}
+
+
+AGENT = Effect("agents", agent_machine.apply, attr("agent_id"), _granularity)
 PROJECT = Effect("projects", _project_apply, attr("project_id"))
 GROUP = Effect("task_groups", group_machine.apply, attr("task_group_id"))
 

@@ -69,8 +69,9 @@ def _change(row: AgentRow, at: datetime, why_same: str, **changes: Any) -> Outco
     return Changed(replace(after, updated_at=at), moved)
 
 
-def apply(row: AgentRow | None, event: Input) -> Outcome[AgentRow]:
-    """The agent after `event`, or why nothing changes."""
+def apply(row: AgentRow | None, event: Input, granularity: float = 0.0) -> Outcome[AgentRow]:
+    """The agent after `event`, or why nothing changes. `granularity` (seconds): a heartbeat that keeps the status and
+    the task and moves `last_heartbeat` forward by less than it changes nothing (`within_granularity`)."""
     at = naive_utc(event.time)
     if isinstance(event, AgentRegistered):
         return _registered(row, event, at)
@@ -82,6 +83,8 @@ def apply(row: AgentRow | None, event: Input) -> Outcome[AgentRow]:
         if row.last_heartbeat is not None and at < row.last_heartbeat:
             return Unchanged(f"heartbeat of agent {row.id} is older than its last one ({row.last_heartbeat})")
         task_id = (event.current_task_id or row.current_task_id) if event.status == "busy" else None
+        if within_granularity(row, event.status, task_id, at, granularity):
+            return Unchanged(f"heartbeat of agent {row.id} within {granularity:g} s of its stored one ({row.last_heartbeat})")
         why = f"agent {row.id} had this heartbeat already"
         return _change(row, at, why, status=event.status, current_task_id=task_id, last_heartbeat=at)
     if isinstance(event, TaskStarted):
@@ -105,6 +108,15 @@ def apply(row: AgentRow | None, event: Input) -> Outcome[AgentRow]:
             return Unchanged(f"agent {row.id} sent a heartbeat at {row.last_heartbeat}, after the sweeper looked")
         return _change(row, at, f"agent {row.id} has these values already", status="offline")
     return Unchanged(f"{event.type} does not change agents")
+
+
+def within_granularity(row: AgentRow, status: str, task_id: str | None, at: datetime, granularity: float) -> bool:
+    """Whether a heartbeat at `at` with this status and task need not rewrite `row`: nothing but the time would change,
+    and the time by less than `granularity` seconds (so the stored `last_heartbeat` is at most that much behind)."""
+    last = row.last_heartbeat
+    if granularity <= 0 or last is None or status != row.status or task_id != row.current_task_id:
+        return False
+    return timedelta(0) <= at - last < timedelta(seconds=granularity)
 
 
 def _registered(row: AgentRow | None, event: AgentRegistered, at: datetime) -> Outcome[AgentRow]:

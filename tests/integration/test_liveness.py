@@ -46,7 +46,8 @@ async def test_agents_with_clocks_five_minutes_off_do_not_flap_and_a_silent_one_
     u = uuid.uuid4().hex[:8]
     skew = {f"a-fast-{u}": timedelta(minutes=5), f"a-slow-{u}": timedelta(minutes=-5), f"a-true-{u}": timedelta()}
     silent = f"a-true-{u}"
-    settings = settings.model_copy(update={"agent_offline_seconds": OFFLINE})
+    # Every heartbeat written (no granularity: tests/integration/test_heartbeat_granularity.py), so the bound is exact.
+    settings = settings.model_copy(update={"agent_offline_seconds": OFFLINE, "heartbeat_granularity_seconds": 0})
     fold, sweeper = Fold(pool, settings), Sweeper(pool, settings)
     topic = settings.topic(topics.AGENT_EVENTS)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)

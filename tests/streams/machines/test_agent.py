@@ -206,3 +206,44 @@ def test_any_sequence_stays_in_the_enum_and_repeats_change_nothing(kinds: list[s
         if row is not None:
             assert row.status in STATES
             assert row.status != "busy" or row.current_task_id is not None
+
+
+def test_a_heartbeat_within_the_granularity_changes_nothing_but_a_new_status_or_task_always_writes() -> None:
+    idle = agent_in("idle")
+    soon = {"type": "agent.heartbeat", "agent_id": "a1", "time": T0 + timedelta(seconds=14.9)}
+    assert isinstance(apply(idle, AgentHeartbeat(id="h1", status="idle", **soon), granularity=15), Unchanged)
+    written = apply(idle, AgentHeartbeat(id="h1", status="idle", **soon))  # no granularity: every heartbeat writes
+    assert isinstance(written, Changed) and written.row.last_heartbeat == n(T0 + timedelta(seconds=14.9))
+    later = {**soon, "time": T0 + timedelta(seconds=15)}
+    moved = apply(idle, AgentHeartbeat(id="h2", status="idle", **later), granularity=15)
+    assert isinstance(moved, Changed) and moved.row.last_heartbeat == n(T0 + timedelta(seconds=15))
+    busy = apply(idle, AgentHeartbeat(id="h3", status="busy", current_task_id="t9", **soon), granularity=15)
+    assert isinstance(busy, Changed) and (busy.row.status, busy.row.current_task_id) == ("busy", "t9")
+    assert busy.transitions == (Transition("agent", "a1", "idle", "busy"),)
+    other_task = apply(agent_in("busy"), AgentHeartbeat(id="h4", status="busy", current_task_id="t2", **soon), granularity=15)
+    assert isinstance(other_task, Changed) and other_task.row.current_task_id == "t2"
+    same_task = apply(agent_in("busy"), AgentHeartbeat(id="h5", status="busy", **soon), granularity=15)
+    assert isinstance(same_task, Unchanged) and "within 15 s" in same_task.reason
+    revived = apply(agent_in("offline"), AgentHeartbeat(id="h6", status="idle", **soon), granularity=15)
+    assert isinstance(revived, Changed) and revived.row.status == "idle"
+
+
+@given(st.lists(st.tuples(st.floats(0, 40), st.sampled_from(["idle", "busy"])), max_size=30), st.sampled_from([0, 5, 15, 25]))
+def test_with_a_granularity_the_stored_heartbeat_is_never_more_than_it_behind_and_the_status_always_exact(
+    beats: list[tuple[float, str]], granularity: int
+) -> None:
+    """Heartbeats in time order: the row's status and task are the last heartbeat's, and its last_heartbeat is the
+    newest heartbeat's time less at most the granularity (exactly it when there is none)."""
+    row, moment = agent_in("idle"), T0
+    for number, (gap, status) in enumerate(beats):
+        moment += timedelta(seconds=gap)
+        task = "t1" if status == "busy" else None
+        event = AgentHeartbeat(type="agent.heartbeat", id=f"h{number}", time=moment, agent_id="a1", status=status,
+                               current_task_id=task)  # fmt: skip
+        outcome = apply(row, event, granularity=granularity)
+        if isinstance(outcome, Changed):
+            row = outcome.row
+        assert (row.status, row.current_task_id) == (status, task)
+        assert timedelta(0) <= n(moment) - row.last_heartbeat < timedelta(seconds=max(granularity, 1e-9)) or (
+            granularity == 0 and row.last_heartbeat == n(moment)
+        )
