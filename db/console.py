@@ -9,7 +9,7 @@ Indexes each query walks (EXPLAIN-checked on a 10,000-task project by `python -m
 - deliveries: fold_outcomes (008_trace.sql) by idx_fold_outcomes_delivery for a delivery id, else one of the
   indexes of migration 010, (repository, id) or (origin, id), backwards from an id cursor; a filter on the type
   or outcome alone reads a bounded window of ids (SCAN_IDS) of the origin index;
-- agents: the primary key from an id cursor; recent lines of an agent idx_agent_logs_recent, of the fleet the
+- agents: the primary key from an id cursor; recent lines of an agent idx_agent_created (backwards), of the fleet the
   primary key backwards.
 """
 
