@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("ingest", "fold", "junk", "console")
+BENCHMARKS = ("ingest", "fold", "junk", "console", "dbcost")
 ON_DEMAND = ("fleet",)
 """Run only when named: `fleet` loads the machine for its --duration (10 minutes by default)."""
 

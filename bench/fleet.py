@@ -40,6 +40,7 @@ TOKEN_KEY, SERVICE_TOKEN = "fleet-agent-key", "fleet-service-token"
 class Phase:
     label: str
     settings: dict[str, str]
+    agents: int = 0
     start: float = 0.0
     end: float = 0.0
 
@@ -64,6 +65,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[Phase]]:
     parser.add_argument("--warmup", type=float, default=60, help="seconds of each phase left out of the lag figures")
     parser.add_argument("--phase", action="append", default=[], help="LABEL:NAME=VALUE,... worker settings of a phase")
     parser.add_argument("--rounds", type=int, default=1, help="times the phases are run in turn (default 1)")
+    parser.add_argument("--ramp", default="", help="N,N,...: phases of that many agents sending (e.g. 2500,5000,10000)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG path (default var/bench/fleet-<agents>.png)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed) and the logs")
     parser.add_argument("--setting", action="append", default=[], help="NAME=VALUE for every process (repeatable)")
@@ -74,6 +76,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[Phase]]:
         pairs = dict(a.split("=", 1) for a in assignments.split(",") if a)
         phases.append(Phase(label, {k.lower().removeprefix("aiworker_"): v for k, v in pairs.items()}))
     phases = [Phase(p.label, p.settings) for _ in range(args.rounds) for p in phases]
+    if args.ramp:
+        counts = [int(n) for n in args.ramp.split(",")]
+        phases = [Phase(f"{n} agents", phases[0].settings, n) for n in counts]
+        args.agents = max(counts)
+    for phase in phases:
+        phase.agents = phase.agents or args.agents
     args.plot = args.plot or Path("var/bench") / f"fleet-{args.agents}.png"
     return args, phases
 
@@ -127,6 +135,13 @@ def start_workers(base: dict[str, Any], phase: Phase, directory: Path, cpu: flee
         workers.append(worker)
     print(f"phase {n + 1} ({phase.label}): workers with {phase.settings or 'the defaults'}", flush=True)
     return workers
+
+
+def restart(workers: list[Any], base: dict[str, Any], phase: Phase, directory: Path, cpu: fleet_probe.CpuMeter,
+            n: int) -> list[Any]:  # fmt: skip
+    for worker in workers:
+        worker.stop()
+    return start_workers(base, phase, directory, cpu, n)
 
 
 async def checks(pool: Any, run: Run, granularity: float) -> dict[str, Any]:
@@ -204,7 +219,8 @@ async def drive(run: Run, directory: Path) -> None:
             start = time.time() + 2.0
             config = {"url": web.url, "agents": args.agents, "agent_token_key": TOKEN_KEY, "service_token": SERVICE_TOKEN,
                       "project_id": project_id, "log_rate": args.log_rate, "task_rate": args.task_rate,
-                      "duration": args.duration, "start": start, "result": str(directory / "load.json")}  # fmt: skip
+                      "duration": args.duration, "start": start, "result": str(directory / "load.json"),
+                      "ramp": [[n * args.duration / len(run.phases), p.agents] for n, p in enumerate(run.phases)]}  # fmt: skip
             (directory / "load-config.json").write_text(json.dumps(config))
             load = subprocess.Popen([sys.executable, "-m", "bench.fleet_load", str(directory / "load-config.json")])  # noqa: ASYNC220
             cpu.add("load", load.pid)
@@ -218,11 +234,12 @@ async def drive(run: Run, directory: Path) -> None:
                 now = time.time()
                 if current + 1 < len(run.phases) and now >= run.phases[current + 1].start:
                     current += 1
-                    for worker in workers:
-                        worker.stop()
-                    workers = start_workers(base, run.phases[current], directory, cpu, current)
-                    processes += workers
-                    rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+                    if run.phases[current].settings != run.phases[current - 1].settings:
+                        workers = restart(workers, base, run.phases[current], directory, cpu, current)
+                        processes += workers
+                        rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+                    else:
+                        print(f"phase {current + 1} ({run.phases[current].label})", flush=True)
                 if before is None and now >= start:
                     before = cpu.totals()
                 run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss))
@@ -238,8 +255,8 @@ async def drive(run: Run, directory: Path) -> None:
                     break
                 run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss))
                 await asyncio.sleep(1.0)
-            every = [base, *(p.settings for p in run.phases)]
-            granularity = max(float(s.get("heartbeat_granularity_seconds", 0) or 0) for s in every)
+            every = [load_settings(**{**base, **p.settings}).heartbeat_granularity_seconds for p in run.phases]
+            granularity = max(every) + 1.0  # + 1: last_heartbeat is stored to the second
             run.checks = {"drain_seconds": time.monotonic() - drain_started, **await checks(pool, run, granularity)}
             for process in processes:  # before the broker stops
                 process.stop()

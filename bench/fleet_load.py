@@ -60,6 +60,9 @@ class Load:
         self.task_rate = float(config["task_rate"])
         self.duration = float(config["duration"])
         self.start = float(config["start"])
+        self.ramp: list[tuple[float, int]] = [(float(a), int(n)) for a, n in config.get("ramp") or [(0.0, len(self.agents))]]
+        """(offset from start, agents): from each offset on, the first that many agents send (a fleet that grows)."""
+        self.count = self.ramp[0][1]
         self.answers: dict[str, Counter[str]] = {}
         self.latencies: dict[str, list[float]] = {}
         self.per_second: Counter[int] = Counter()
@@ -94,7 +97,7 @@ class Load:
         task.add_done_callback(self.pending.discard)
 
     def heartbeat(self, n: int, at: float) -> None:
-        agent = self.agents[n % len(self.agents)]
+        agent = self.agents[n % self.count]
         task = self.working.get(agent)
         body = {"id": uuid.uuid4().hex, "type": "agent.heartbeat", "time": stamp(at), "agent_id": agent,
                 "status": "busy" if task else "idle", "current_task_id": task}  # fmt: skip
@@ -106,7 +109,7 @@ class Load:
 
     def log_request(self, n: int, at: float) -> None:
         busy = list(self.working)
-        agent = busy[n % len(busy)] if busy else self.agents[n % len(self.agents)]
+        agent = busy[n % len(busy)] if busy else self.agents[n % self.count]
         task = self.working.get(agent)
         lines = [{"id": uuid.uuid4().hex, "type": "log", "time": stamp(at), "agent_id": agent, "task_id": task,
                   "level": LEVELS[(n + i) % len(LEVELS)], "message": f"step {i} of request {n}: compiled, tested, moving on",
@@ -120,7 +123,7 @@ class Load:
     def task_step(self, task_no: int, step: int, at: float) -> None:
         """Step `step` (0 created, 1 started, 2 ready for review, 3 approved) of task `task_no`."""
         task_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.project_id}/{task_no}"))
-        agent = self.agents[(task_no * 7919) % len(self.agents)]
+        agent = self.agents[(task_no * 7919) % self.count]
         base = {"id": uuid.uuid4().hex, "time": stamp(at), "task_id": task_id}
         if step == 0:
 
@@ -159,14 +162,17 @@ class Load:
         connector = aiohttp.TCPConnector(limit=CONNECTIONS)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
             self.session = session
-            heartbeat_rate = len(self.agents) / HEARTBEAT_SECONDS
             log_request_rate = self.log_rate / LINES_PER_REQUEST
             tasks = self.task_schedule()
-            sent_hb = sent_log = next_task = 0
+            step = sent_hb = sent_log = next_task = 0
             await asyncio.sleep(max(0.0, self.start - time.time()))
             while (elapsed := time.time() - self.start) < self.duration:
-                while sent_hb < int(elapsed * heartbeat_rate):
-                    self.heartbeat(sent_hb, self.start + sent_hb / heartbeat_rate)
+                while step + 1 < len(self.ramp) and elapsed >= self.ramp[step + 1][0]:
+                    step, sent_hb = step + 1, 0
+                begin, self.count = self.ramp[step]
+                heartbeat_rate = self.count / HEARTBEAT_SECONDS
+                while sent_hb < int((elapsed - begin) * heartbeat_rate):
+                    self.heartbeat(sent_hb, self.start + begin + sent_hb / heartbeat_rate)
                     sent_hb += 1
                 while sent_log < int(elapsed * log_request_rate):
                     self.log_request(sent_log, self.start + sent_log / log_request_rate)
