@@ -91,7 +91,7 @@ class TimedPool:
 
 
 def records(topic: str, batch: int, at: datetime, offset: int) -> list[Any]:
-    from streams.intake import InputRecord
+    from streams.intake import ConsumedRecord
 
     out = []
     stamp = at.isoformat().replace("+00:00", "Z")
@@ -103,7 +103,7 @@ def records(topic: str, batch: int, at: datetime, offset: int) -> list[Any]:
             body: dict[str, Any] = {"id": uuid.uuid4().hex, "type": "log.batch", "time": stamp, "agent_id": agent, "logs": lines}
         else:
             body = {"id": uuid.uuid4().hex, "type": "agent.heartbeat", "time": stamp, "agent_id": agent, "status": "idle"}
-        out.append(InputRecord(topic, 0, offset + i, agent.encode(), json.dumps(body).encode(), at.timestamp()))
+        out.append(ConsumedRecord(topic, 0, offset + i, agent.encode(), json.dumps(body).encode(), at.timestamp()))
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from app import topics
 from app.settings import Settings
 from streams.fold import Fold
-from streams.intake import InputRecord
+from streams.intake import ConsumedRecord
 from streams.sweeper import Sweeper
 from tests.harness import fetch_all
 
@@ -24,16 +24,20 @@ def _iso(moment: datetime) -> str:
 
 
 class Feed:
-    """Records of agent.events partition 0, received (broker timestamp) when the test says."""
+    """Records of an agent.events partition of the test's own (the sweeper's clock is per partition: other tests'
+    agents on partition 0 would move it), received (broker timestamp) when the test says."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, partition: int) -> None:
         self.topic = settings.topic(topics.AGENT_EVENTS)
+        self.partition = partition
         self.offset = 0
 
-    def record(self, agent: str, event: dict[str, Any], received: datetime) -> InputRecord:
+    def record(self, agent: str, event: dict[str, Any], received: datetime) -> ConsumedRecord:
         self.offset += 1
         body = {"id": f"{event['type']}-{agent}-{self.offset}", "time": _iso(received), "agent_id": agent, **event}
-        return InputRecord(self.topic, 0, self.offset - 1, agent.encode(), json.dumps(body).encode(), received.timestamp())
+        return ConsumedRecord(
+            self.topic, self.partition, self.offset - 1, agent.encode(), json.dumps(body).encode(), received.timestamp()
+        )
 
 
 async def _row(pool: Any, agent: str) -> dict[str, Any]:
@@ -45,7 +49,7 @@ async def test_a_heartbeat_within_the_granularity_leaves_the_row_and_a_status_ch
     settings: Settings, pool: Any
 ) -> None:
     settings = settings.model_copy(update={"heartbeat_granularity_seconds": GRANULARITY})
-    fold, feed, agent = Fold(pool, settings), Feed(settings), f"a-gran-{uuid.uuid4().hex[:8]}"
+    fold, feed, agent = Fold(pool, settings), Feed(settings, 41), f"a-gran-{uuid.uuid4().hex[:8]}"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     await fold.apply_batch([feed.record(agent, {"type": "agent.registered", "pod_name": agent}, start)])
     await fold.apply_batch([feed.record(agent, {"type": "agent.heartbeat", "status": "idle"}, start + timedelta(seconds=1))])
@@ -75,7 +79,7 @@ async def test_the_sweeper_marks_a_silent_agent_offline_at_most_the_granularity_
     Swept a second after each heartbeat round: the live one stays, the silent one goes offline once its stored
     heartbeat is 60 + 15 s old by the stream's clock, which is 60 to 75 s after its last heartbeat, never before 60."""
     settings = settings.model_copy(update={"heartbeat_granularity_seconds": GRANULARITY, "agent_offline_seconds": OFFLINE})
-    fold, sweeper, feed = Fold(pool, settings), Sweeper(pool, settings), Feed(settings)
+    fold, sweeper, feed = Fold(pool, settings), Sweeper(pool, settings), Feed(settings, 42)
     u = uuid.uuid4().hex[:8]
     live, silent = f"a-live-{u}", f"a-silent-{u}"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
