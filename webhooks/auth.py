@@ -62,6 +62,8 @@ def authenticate(header: str | None, *, service_token: str, agent_token_key: str
     token = bearer(header)
     if token is None:
         raise Unauthenticated("send Authorization: Bearer <agent token or service token>")
+    if not token.isascii():  # tokens are ASCII; other bytes arrive as surrogates that no comparison can encode
+        raise Unauthenticated(f"the bearer token is neither the service token nor an agent token ({TOKEN_FORMAT})")
     if service_token and hmac.compare_digest(token.encode(), service_token.encode()):
         return Caller(service=True)
     agent_id, dot, mac = token.rpartition(".")

@@ -57,6 +57,15 @@ async def get_gitea(request: web.Request) -> web.Response:
     )
 
 
+def _is_text(value: str) -> bool:
+    """Whether a header value is UTF-8 text (aiohttp hands other bytes over as surrogates, which nothing can encode)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _header_problem(request: web.Request) -> web.Response | None:
     """What the headers alone refuse: no or a bad event type, a content type that is no delivery."""
     kind = event_type(request.headers)
@@ -64,6 +73,9 @@ def _header_problem(request: web.Request) -> web.Response | None:
         return problem(400, "no X-Gitea-Event-Type (or X-Gitea-Event) header names the event; send it as Gitea does")
     if not EVENT_TYPE.match(kind):
         return problem(400, "the X-Gitea-Event-Type header is not an event type name (lowercase letters, digits, '_')")
+    for name in ("X-Gitea-Delivery", "X-Gogs-Delivery", "X-GitHub-Delivery", "X-Gitea-Event"):  # into the envelope
+        if not _is_text(header(request.headers, name) or ""):
+            return problem(400, f"the {name} header is not UTF-8 text; send it as Gitea does (a UUID, an event name)")
     media_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     if media_type not in MEDIA_TYPES and not (media_type.startswith("application/") and media_type.endswith("+json")):
         return problem(415, f"content type {media_type or 'none'!r} is not supported; use application/json or "
