@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from streams import gitea_intents as gi
 from streams import gitea_map as gm
 
 RECONCILE_NAMESPACE = uuid.UUID("6f1c2d3e-8a9b-4c5d-9e0f-a1b2c3d4e5f6")
@@ -150,7 +151,7 @@ def issue_payload(action: str, issue: Mapping[str, Any], repository: Mapping[str
             "sender": sender, "commit_id": ""}  # fmt: skip
 
 
-def find_task(tasks: Sequence[TaskRef], hint: gm.TaskHint) -> TaskRef | None:
+def find_task(tasks: Sequence[TaskRef], hint: gi.TaskHint) -> TaskRef | None:
     """The task the fold would find (streams/handlers/gitea.py): branch name, else PR number, else `task/<id>`."""
     if hint.branch:
         for task in tasks:
@@ -163,9 +164,9 @@ def find_task(tasks: Sequence[TaskRef], hint: gm.TaskHint) -> TaskRef | None:
     return next((task for task in tasks if task.id == hint.task_id), None) if hint.task_id else None
 
 
-def _one(payload: Mapping[str, Any], event_type: str) -> gm.Intent:
+def _one(payload: Mapping[str, Any], event_type: str) -> gi.Intent:
     intents = gm.map_delivery(event_type, payload)
-    return intents[0] if intents else gm.Ignored(event_type, "no intent")
+    return intents[0] if intents else gi.Ignored(event_type, "no intent")
 
 
 def _ours(repository: Mapping[str, Any], repo_id: object) -> bool:
@@ -189,12 +190,12 @@ def diff_pull(pull: Mapping[str, Any], repository: Mapping[str, Any], tasks: Seq
     sender = _user(pull.get("merged_by")) if kind == "pull_request_merged" else None
     payload = pull_request_payload(action, pull, repository, sender=sender or _user(pull.get("user")))
     intent = _one(payload, "pull_request")
-    if stamp is None or not isinstance(intent, gm.PullRequestOpened | gm.PullRequestClosed):
+    if stamp is None or not isinstance(intent, gi.PullRequestOpened | gi.PullRequestClosed):
         return None
     task = find_task(tasks, intent.task_hint)
     if task is None or task.state in _DONE:
         return None
-    if isinstance(intent, gm.PullRequestOpened):
+    if isinstance(intent, gi.PullRequestOpened):
         news = task.pr_number != number or (intent.head_branch is not None and task.branch_name != intent.head_branch)
     else:
         news = task.pr_number in (None, number)
@@ -223,7 +224,7 @@ def diff_reviews(pull: Mapping[str, Any], reviews: Iterable[Mapping[str, Any]], 
     review = {"type": event_type, "content": latest.get("body") or ""}
     payload = pull_request_payload("reviewed", pull, repository, sender=_user(latest.get("user")), review=review)
     intent = _one(payload, event_type)
-    if not isinstance(intent, gm.ReviewSubmitted) or find_task([task], intent.task_hint) is None:
+    if not isinstance(intent, gi.ReviewSubmitted) or find_task([task], intent.task_hint) is None:
         return None
     return Reconciled(kind, task.id, int(latest["id"]), str(latest["submitted_at"]), payload)
 
@@ -240,10 +241,10 @@ def diff_issue(issue: Mapping[str, Any], repository: Mapping[str, Any], tasks: S
     intent = _one(payload, "issues")
     if stamp is None:
         return None
-    if isinstance(intent, gm.CreateTaskFromIssue):
+    if isinstance(intent, gi.CreateTaskFromIssue):
         known = any(t.id == intent.task_id or t.gitea_issue_number == number for t in tasks)
         return None if known else Reconciled("issue_opened", intent.task_id, issue_id, stamp, payload)
-    if isinstance(intent, gm.CancelTaskForIssue):
+    if isinstance(intent, gi.CancelTaskForIssue):
         task = next((t for t in tasks if t.id == intent.task_id), None)
         task = task or next((t for t in tasks if t.gitea_issue_number == number), None)
         if task is None or task.state in (*_DONE, *_ACCEPTED):

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app import jsonio, topics
+from streams import gitea_intents as gi
 from streams import gitea_map
 
 T = TypeVar("T")
@@ -153,10 +154,10 @@ def gitea_key(data: dict[str, Any]) -> str | None:
     except jsonio.JsonError:
         return None
     for intent in gitea_map.map_delivery(event_type, payload):
-        if isinstance(intent, gitea_map.CreateTaskFromIssue | gitea_map.CancelTaskForIssue):
+        if isinstance(intent, gi.CreateTaskFromIssue | gi.CancelTaskForIssue):
             return intent.task_id
         hint = getattr(intent, "task_hint", None)
-        if isinstance(hint, gitea_map.TaskHint) and hint.task_id is not None:
+        if isinstance(hint, gi.TaskHint) and hint.task_id is not None:
             return hint.task_id
     return None
 

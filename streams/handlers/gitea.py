@@ -20,6 +20,7 @@ from typing import Any
 
 from app.envelope import GiteaEnvelope
 from app.jsonio import JsonError
+from streams import gitea_intents as gi
 from streams import gitea_map as gm
 from streams.handlers.common import Context, Handled
 from streams.handlers.effects import apply_effects
@@ -39,7 +40,7 @@ async def _scalar(ctx: Context, sql: str, params: list[Any]) -> str | None:
     return None if row is None else str(next(iter(row.values())))
 
 
-async def find_task(ctx: Context, project_id: str, hint: gm.TaskHint) -> str | None:
+async def find_task(ctx: Context, project_id: str, hint: gi.TaskHint) -> str | None:
     for column, value in (("branch_name", hint.branch), ("pr_number", hint.pr_number)):
         known = ctx.uow.find("tasks", project_id=project_id, **{column: value}) if value else None
         if known is not None:
@@ -59,7 +60,7 @@ async def find_task(ctx: Context, project_id: str, hint: gm.TaskHint) -> str | N
     return None
 
 
-async def _issue_task(ctx: Context, project_id: str, intent: gm.CancelTaskForIssue) -> str | None:
+async def _issue_task(ctx: Context, project_id: str, intent: gi.CancelTaskForIssue) -> str | None:
     row = await ctx.uow.get("tasks", intent.task_id)
     if row is not None and str(row.project_id) == project_id:
         return intent.task_id
@@ -67,17 +68,17 @@ async def _issue_task(ctx: Context, project_id: str, intent: gm.CancelTaskForIss
     return await _scalar(ctx, sql, [project_id, intent.issue_number])
 
 
-async def domain_event(ctx: Context, env: GiteaEnvelope, intent: gm.Intent) -> DomainEvent | str:
+async def domain_event(ctx: Context, env: GiteaEnvelope, intent: gi.Intent) -> DomainEvent | str:
     """The domain event of one intent, or the kind under which it is counted and dropped."""
-    if isinstance(intent, gm.Ignored):
+    if isinstance(intent, gi.Ignored):
         return f"gitea:{intent.event_type or env.event_type}"
-    if isinstance(intent, gm.Contradicted):
+    if isinstance(intent, gi.Contradicted):
         return "gitea:contradicted"  # `delivery` refuses these before any intent is applied
     project_id = env.project_id
     if project_id is None:
         return "gitea:unknown_repository"
     base: dict[str, Any] = {"id": env.id, "time": env.received_at}
-    if isinstance(intent, gm.CreateTaskFromIssue):
+    if isinstance(intent, gi.CreateTaskFromIssue):
         existing = await ctx.uow.get("tasks", intent.task_id)
         if existing is not None and str(existing.project_id) != project_id:
             return "gitea:foreign_task"  # another project's issue of the same repository id made this task
@@ -85,35 +86,35 @@ async def domain_event(ctx: Context, env: GiteaEnvelope, intent: gm.Intent) -> D
             **base, task_id=intent.task_id, project_id=project_id, title=intent.title, issue_number=intent.issue_number,
             description=intent.description, priority=intent.priority,
         )  # fmt: skip
-    if isinstance(intent, gm.CancelTaskForIssue):
+    if isinstance(intent, gi.CancelTaskForIssue):
         task_id = await _issue_task(ctx, project_id, intent)
         return (
             "gitea:unknown_task"
             if task_id is None
             else GiteaIssueClosed(**base, task_id=task_id, issue_number=intent.issue_number)
         )
-    if not isinstance(intent, gm.PullRequestOpened | gm.PullRequestClosed | gm.ReviewSubmitted):
+    if not isinstance(intent, gi.PullRequestOpened | gi.PullRequestClosed | gi.ReviewSubmitted):
         return f"gitea:{env.event_type}"  # branches, pushes, statuses, workflow runs: no row of ours holds them
     task_id = await find_task(ctx, project_id, intent.task_hint)
     if task_id is None:
         return "gitea:unknown_task"
-    if isinstance(intent, gm.PullRequestOpened):
+    if isinstance(intent, gi.PullRequestOpened):
         return GiteaPullRequestOpened(
             **base, task_id=task_id, pr_number=intent.pr_number, branch_name=intent.head_branch, pr_url=intent.pr_url
         )
-    if isinstance(intent, gm.PullRequestClosed):
+    if isinstance(intent, gi.PullRequestClosed):
         return GiteaPullRequestClosed(**base, task_id=task_id, merged=intent.merged, pr_number=intent.pr_number)
     return GiteaReview(**base, task_id=task_id, approved=intent.approved, pr_number=intent.pr_number, reviewer=intent.reviewer)
 
 
-async def awaited_task(ctx: Context, env: GiteaEnvelope, intents: list[gm.Intent]) -> tuple[str, str] | None:
+async def awaited_task(ctx: Context, env: GiteaEnvelope, intents: list[gi.Intent]) -> tuple[str, str] | None:
     """The task row (table, id) a delivery must wait for, or None: a pull request or review of a `task/<id>` branch
     of the delivery's project whose task is not there yet (unless the delivery opens that task itself)."""
     if env.project_id is None:
         return None
-    opened = {i.task_id for i in intents if isinstance(i, gm.CreateTaskFromIssue)}
+    opened = {i.task_id for i in intents if isinstance(i, gi.CreateTaskFromIssue)}
     for intent in intents:
-        if not isinstance(intent, gm.PullRequestOpened | gm.PullRequestClosed | gm.ReviewSubmitted):
+        if not isinstance(intent, gi.PullRequestOpened | gi.PullRequestClosed | gi.ReviewSubmitted):
             continue
         task_id = intent.task_hint.task_id
         if task_id is None or task_id in opened or await ctx.uow.get("tasks", task_id) is not None:
@@ -130,7 +131,7 @@ async def delivery(ctx: Context, env: GiteaEnvelope) -> Handled:
         return Handled(False, refused=f"Gitea delivery {env.delivery_id}: the payload is {exc}")
     intents = gm.map_delivery(env.event_type or env.event_group, payload)
     for intent in intents:
-        if isinstance(intent, gm.Contradicted):
+        if isinstance(intent, gi.Contradicted):
             return Handled(False, refused=f"Gitea delivery {env.delivery_id}: {intent.reason}", kind="gitea:contradicted")
     wait = await awaited_task(ctx, env, intents)
     if wait is not None:  # before any effect: the whole delivery is folded again once the task exists

@@ -27,6 +27,7 @@ from urllib.parse import quote_from_bytes
 
 from app import jsonio, topics
 from app.settings import Settings
+from streams import gitea_intents as gi
 from streams import gitea_map
 from tests.fuzz.http_client import post
 from tests.fuzz.strategies import DECODER_REFUSES, EXAMPLES, HOSTILE_KINDS, T0, Hostile, Path, hostile_value
@@ -228,7 +229,7 @@ def expected_task(case: Case) -> tuple[str, str | None] | None:
         return None
     if case.event_type == "gitea":
         intents = gitea_map.map_delivery("issues", case.doc)
-        made = [i for i in intents if isinstance(i, gitea_map.CreateTaskFromIssue)]
+        made = [i for i in intents if isinstance(i, gi.CreateTaskFromIssue)]
         return (made[0].title, made[0].description) if made else None
     return str(case.doc.get("title")), case.doc.get("description")
 

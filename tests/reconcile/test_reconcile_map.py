@@ -17,6 +17,7 @@ from app.reconcile_map import (
     issue_payload,
     pull_request_payload,
 )
+from streams import gitea_intents as gi
 from streams import gitea_map as gm
 from tests.gitea_samples import load_sample
 
@@ -66,7 +67,7 @@ def test_a_rebuilt_payload_means_what_the_recorded_delivery_means(name: str, eve
         rebuilt = pull_request_payload(delivered["action"], delivered["pull_request"], delivered["repository"],
                                        sender=delivered["sender"])  # fmt: skip
     assert gm.map_delivery(event_type, rebuilt) == gm.map_delivery(event_type, delivered)
-    assert not isinstance(gm.map_delivery(event_type, rebuilt)[0], gm.Ignored)
+    assert not isinstance(gm.map_delivery(event_type, rebuilt)[0], gi.Ignored)
 
 
 @pytest.mark.parametrize(("state", "name"), [("APPROVED", "approved"), ("REQUEST_CHANGES", "rejected")])
@@ -79,7 +80,7 @@ def test_a_review_verdict_travels_in_the_payload_as_a_delivery_carries_it(state:
     assert found.event_group == load_sample(f"pull_request_review_{name}").headers["X-Gitea-Event"]
     [intent] = gm.map_delivery(found.event_type, found.payload)
     [recorded] = gm.map_delivery(f"pull_request_review_{name}", delivered)
-    assert isinstance(intent, gm.ReviewSubmitted) and isinstance(recorded, gm.ReviewSubmitted)
+    assert isinstance(intent, gi.ReviewSubmitted) and isinstance(recorded, gi.ReviewSubmitted)
     assert (intent.approved, intent.pr_number, intent.task_hint, intent.reviewer) == (
         recorded.approved, recorded.pr_number, recorded.task_hint, recorded.reviewer)  # fmt: skip
 

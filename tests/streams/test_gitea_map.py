@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.gitea_map import (
-    TASK_NAMESPACE,
+from app.gitea_repository import RepoRef
+from streams.gitea_intents import (
     BranchCreated,
     BranchDeleted,
     CancelTaskForIssue,
@@ -24,10 +24,12 @@ from streams.gitea_map import (
     PullRequestClosed,
     PullRequestOpened,
     Pushed,
-    RepoRef,
     ReviewSubmitted,
     TaskHint,
     WorkflowRun,
+)
+from streams.gitea_map import (
+    TASK_NAMESPACE,
     map_delivery,
     priority_from_labels,
     task_id_for_issue,
