@@ -200,7 +200,7 @@ async def run_router(runtime: RouterRuntime, settings: Settings, bootstrap: str)
                 runtime.health, stopping=runtime.stopping,
             )  # fmt: skip
             records = [
-                ConsumedRecord(r.topic, r.partition, r.offset, r.key, r.value, float(r.timestamp or 0) / 1000.0)
+                ConsumedRecord(r.topic, r.partition, r.offset, r.key, r.value or b"", float(r.timestamp or 0) / 1000.0)
                 for messages in batch.values()
                 for r in messages
             ]

@@ -161,8 +161,9 @@ class FoldRuntime:
 
 
 def _records(events: list[Any]) -> list[ConsumedRecord]:
+    """The consumed records; a tombstone (a null value) is an empty one (dead-lettered as not JSON, never a crash)."""
     return [
-        ConsumedRecord(m.topic, m.partition, m.offset, m.key, m.value, float(m.timestamp or 0.0))
+        ConsumedRecord(m.topic, m.partition, m.offset, m.key, m.value or b"", float(m.timestamp or 0.0))
         for m in (e.message for e in events)
     ]
 
