@@ -199,6 +199,18 @@ async def post_gitea_project(request: web.Request) -> web.Response:
         return repo
     if repo is not None and (why := foreign_repository(hook, repo)) is not None:
         return problem(403, why + "; nothing was accepted", project_id=hook.project_id, repository=repo.describe())
+    if repo is not None and repo.id is not None and hook.repo_id is None:
+        # The row names no repository id, so the payload's id is unchecked: it must not be another project's (an
+        # issue's task id is made from it, and would take that project's issue).
+        try:
+            others = [p for p in await directory.projects_naming(repo.id) if p != hook.project_id]
+        except ProjectsUnavailableError as exc:
+            return problem(503, str(exc), headers={"Retry-After": "5"})
+        if others:
+            return problem(403, f"the delivery names repository {repo.describe()}, whose id is another project's "
+                                f"repository's; project {hook.project_id}'s row names no repository id, so set its "
+                                "gitea_repo_id; nothing was accepted", project_id=hook.project_id,
+                                repository=repo.describe())  # fmt: skip
     return await _accept(request, payload, text, repo, hook.project_id)
 
 

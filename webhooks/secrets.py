@@ -168,6 +168,13 @@ class ProjectDirectory:
             )
         return active[0].project_id if active else None
 
+    async def projects_naming(self, repo_id: int) -> list[str]:
+        """The projects whose row names repository id `repo_id` (cached beside `project_of`'s lookups)."""
+        found = await self._repos.get(
+            f"{repo_id}\n", lambda: self._lookup(find_repository_projects(self.pool(), repo_id=repo_id, owner="", name=""))
+        )
+        return [p.project_id for p in found]
+
     def forget(self, project_id: str | None = None) -> None:
         """Drop the cached row of one project (after its secret changed), or every cached row."""
         if project_id is not None:
