@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, text in helps.items():
         add_setting_flags(commands.add_parser(name, help=text, description=text))
-    from app.replay import add_replay_arguments
+    from app.replay_cli import add_replay_arguments
 
     add_replay_arguments(commands.choices["replay"])
     commands.choices["agent-token"].add_argument("agent_id", help="the agent id the token speaks for (at most 36 characters)")
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(command: str, settings: Settings, args: argparse.Namespace | None = None) -> int:
     if command == "replay":
-        from app.replay import run_replay
+        from app.replay_cli import run_replay
 
         return run_replay(settings, require_bootstrap(settings), args or build_parser().parse_args(["replay"]))
     if command == "reconcile":
