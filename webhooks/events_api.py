@@ -64,6 +64,13 @@ def decode_body(content_type: str, body: bytes, max_events: int = 1_000_000) -> 
     return found
 
 
+RESERVED_ID_PREFIX = "gitea:"
+RESERVED_ID_REASON = (
+    "ids beginning 'gitea:' (in any case) are the fold's ids of Gitea deliveries and reconcile records; an event of "
+    "ours with one would make the fold skip that delivery as seen: choose another id (a UUID)"
+)
+
+
 def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
     """The events, and every problem as {index, field, reason}."""
     events: list[Event] = []
@@ -78,11 +85,16 @@ def validate(items: list[Any]) -> tuple[list[Event], list[dict[str, Any]]]:
             errors.append({"index": index, "field": "", "reason": f"an event is a JSON object, not {type(item).__name__}"})
             continue
         try:
-            events.append(parse_event(item))
+            event = parse_event(item)
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
                 field = ".".join(str(part) for part in error["loc"])
                 errors.append({"index": index, "field": field, "reason": error["msg"]})
+            continue
+        if event.id[: len(RESERVED_ID_PREFIX)].lower() == RESERVED_ID_PREFIX:  # the fold's ids compare case-insensitively
+            errors.append({"index": index, "field": "id", "reason": RESERVED_ID_REASON})
+            continue
+        events.append(event)
     return events, errors
 
 
