@@ -15,63 +15,19 @@ import hmac
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import SecretStr
 
-from app import AiworkerError, jsonio
+from app import jsonio
+from app.demo_target import DemoError, Target, dev_values
 from app.settings import Settings
 from streams.gitea_map import task_id_for_issue
 from webhooks.auth import agent_token
 
-DEV_ENV = Path("var/dev.env")
 STEP_SECONDS = 15.0
 Probe = Callable[[], Awaitable[str | None]]
-
-
-class DemoError(AiworkerError):
-    """The demo cannot reach the running system."""
-
-
-def dev_values(path: Path = DEV_ENV) -> dict[str, str]:
-    """The settings `dev` wrote (KEY=value lines), or nothing when there is no file."""
-    if not path.exists():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    return {k.strip().removeprefix("AIWORKER_").lower(): v.strip() for k, v in pairs}
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    url: str
-    service_token: str = field(repr=False)
-    agent_key: str = field(repr=False)
-    gitea_secret: str = field(repr=False)
-    database_url: str = field(repr=False)
-
-    @classmethod
-    def resolve(cls, settings: Settings, dev: dict[str, str]) -> Target:
-        def pick(name: str) -> str:
-            value = _text(getattr(settings, name))
-            default = _text(Settings.model_fields[name].default)
-            return dev[name] if name in dev and (not value or value == default) else value
-
-        url = pick("web_url") or f"http://127.0.0.1:{settings.http_port}"
-        target = cls(url.rstrip("/"), pick("service_token"), pick("agent_token_key"), pick("gitea_secret"), pick("database_url"))
-        if not target.service_token or not target.agent_key:
-            raise DemoError(
-                "no service token or agent token key: start the system with `make run` (it writes var/dev.env) "
-                "or set AIWORKER_SERVICE_TOKEN and AIWORKER_AGENT_TOKEN_KEY as the running system has them"
-            )
-        return target
-
-
-def _text(value: object) -> str:
-    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def now() -> str:
