@@ -12,23 +12,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import uvloop
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from webhooks.problems import problem
 
 DETAIL_CHARS = 300
 """At most this much of aiohttp's message is echoed (it may quote the request's bytes)."""
+log = logging.getLogger(__name__)
 
 
 class ProblemRequestHandler(RequestHandler):
     """aiohttp's connection handler, whose own error answers are problem+json."""
 
     __slots__ = ()
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """A request aiohttp could not parse (a 4xx its parser raised: the client's fault, while reading the head or
+        draining a body already answered) is one warning line naming the error, not an ERROR with a traceback,
+        and without aiohttp's message: it quotes the request's bytes (an Authorization line among them)."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, RequestPayloadError) or (isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500):
+            remote = self.transport.get_extra_info("peername") if self.transport is not None else None
+            code = getattr(exc, "code", 400)
+            log.warning("refused a request it could not parse (%d %s) from %s", code, type(exc).__name__, remote)
+            return
+        super().log_exception(*args, **kw)
 
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None

@@ -45,6 +45,10 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             detail = exc.text if exc.status not in (404, 405) else f"{request.method} {request.path} is not served here"
             return problem(exc.status, detail or exc.reason, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
         raise
+    except ConnectionResetError:
+        if request.transport is not None and not request.transport.is_closing():
+            raise  # not the client's connection
+        return _closing(400, "the connection closed before the body was complete")  # nobody reads it: counted
     except (HttpProcessingError, RequestPayloadError) as exc:
         cause = exc.message if isinstance(exc, HttpProcessingError) else str(exc.__cause__ or exc)
         cause = " ".join((cause or type(exc).__name__).split())
