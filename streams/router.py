@@ -191,9 +191,11 @@ async def run_router(runtime: RouterRuntime, settings: Settings, bootstrap: str)
     )
     group = router_group(settings)
     consumer.subscribe([settings.topic(name) for name in topics.INPUT_TOPICS], listener=_SeekToStored(consumer, runtime, group))
-    await until_done("router consumer", consumer.start, runtime.health)
-    runtime.monitor.attach("route", lambda: {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment()})
-    try:
+    try:  # a stop while the first group join is under way (Ctrl-C right after start-up) still closes the consumer
+        await until_done("router consumer", consumer.start, runtime.health)
+        runtime.monitor.attach(
+            "route", lambda: {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment()}
+        )
         while not runtime.stopping.is_set():
             batch = await until_done(
                 "router fetch", lambda: consumer.getmany(timeout_ms=int(settings.worker_batch_seconds * 1000) or 1),
