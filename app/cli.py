@@ -1,4 +1,5 @@
-"""The `aiworker-events` command: dev, web, worker, migrate. Every setting also has a flag."""
+"""The `aiworker-events` command: one subcommand per process or tool (`aiworker-events COMMAND --help`). Every setting
+is also a flag; with `make run` going, `set -a; . var/dev.env; set +a` gives a second shell its broker and tokens."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from db import DatabaseError
 from db.pool import describe_error
 
 log = logging.getLogger("aiworker_events")
+DEV_ENV_HINT = "with `make run` going: `set -a; . var/dev.env; set +a`"
 
 
 def _flag_type(info: FieldInfo) -> Callable[[str], Any]:
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate": "apply migrations/ in order (safe to run twice and concurrently)",
         "topics": "create the service's missing topics",
         "k8s-watch": "watch agent pods and app Deployments; emit agent/deployment events onto the input topics",
-        "schemas": "write the JSON Schemas and the AsyncAPI document of every event into schemas/",
+        "schemas": "rewrite schemas/ (JSON Schemas, asyncapi.yaml, openapi.json) and the README's settings table",
         "demo": "play one task's whole life against a running system and print its rows and transitions",
         "replay": "re-drive dlq records after a fix (filters, --dry-run, progress; resumable, idempotent)",
         "reconcile": "read Gitea's API and publish what its webhooks could not deliver (a loop; --once: one pass)",
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "transitions, dlq entries, in order",
     }
     for name, text in helps.items():
-        add_setting_flags(commands.add_parser(name, help=text, description=text))
+        commands.add_parser(name, help=text, description=text)
     from app.replay_cli import add_replay_arguments
 
     add_replay_arguments(commands.choices["replay"])
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["reconcile"].add_argument(
         "--once", action="store_true", help="one pass over every project, then exit (1 when a project failed)"
     )
+    for sub in commands.choices.values():  # after each command's own arguments, so `--help` shows those first
+        add_setting_flags(sub)
     return parser
 
 
@@ -148,7 +152,9 @@ def _agent_token(settings: Settings, agent_id: str) -> int:
 
     key = settings.agent_token_key.get_secret_value()
     if not key:
-        raise SettingsError("AIWORKER_AGENT_TOKEN_KEY is not set: agent tokens are made with it (set it as the web has it)")
+        raise SettingsError(
+            f"AIWORKER_AGENT_TOKEN_KEY is not set: agent tokens are made with it (set it as the web has it; {DEV_ENV_HINT})"
+        )
     if not agent_id or len(agent_id) > MAX_AGENT_ID:
         raise AiworkerError(f"an agent id has 1 to {MAX_AGENT_ID} characters, not {len(agent_id)}")
     print(agent_token(key, agent_id))
@@ -158,6 +164,7 @@ def _agent_token(settings: Settings, agent_id: str) -> int:
 def require_bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         raise SettingsError(
-            "AIWORKER_KAFKA_BOOTSTRAP is empty; set it to host:port of the Kafka brokers (only `dev` starts its own)"
+            "AIWORKER_KAFKA_BOOTSTRAP is empty; set it to host:port of the Kafka brokers (only `dev` starts "
+            f"its own; {DEV_ENV_HINT})"
         )
     return settings.kafka_bootstrap
