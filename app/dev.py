@@ -105,6 +105,7 @@ def run_dev(settings: Settings) -> int:
     broker: EmbeddedBroker | None = None
     bootstrap = settings.kafka_bootstrap
     children: list[subprocess.Popen[bytes]] = []
+    wrote = False
     try:
         if not bootstrap:
             Path("var").mkdir(exist_ok=True)
@@ -134,12 +135,16 @@ def run_dev(settings: Settings) -> int:
         if settings.worker_http_port:
             say(f"worker: http://127.0.0.1:{settings.worker_http_port}/readyz and /metrics (one line per folded batch below)")
         write_dev_env(env, base)
-        say(f"wrote {DEV_ENV} (read by `aiworker-events demo`): try `make demo` in a second terminal")
+        wrote = True
+        say(f"wrote {DEV_ENV} (read by `aiworker-events demo`): try `make demo` in a second terminal; there "
+            f"`set -a; . {DEV_ENV}; set +a` gives every other command (trace, replay, agent-token...) this system")  # fmt: skip
         return _wait(dict(zip(names, children, strict=True)))
     finally:
         _stop(children)
         if broker is not None:
             broker.stop()
+        if wrote:
+            DEV_ENV.unlink(missing_ok=True)  # its tokens and broker port die with this run
         say("stopped")
 
 
