@@ -30,6 +30,14 @@ STEP_SECONDS = 15.0
 Probe = Callable[[], Awaitable[str | None]]
 
 
+def _columns(row: dict[str, Any] | None) -> str:
+    """A row as `column=value` text (times as ISO 8601), its NULLs and long description left out."""
+    if not row:
+        return "missing"
+    shown = {k: v.isoformat(sep=" ") if isinstance(v, datetime) else v for k, v in row.items() if v is not None}
+    return "  ".join(f"{k}={v}" for k, v in shown.items() if k != "description")
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -232,10 +240,9 @@ class Demo:
         print("\nrows:")
         for table, key in (("tasks", self.task), ("agents", self.agent), ("task_groups", self.group)):
             row = await self.row(f"SELECT * FROM {table} WHERE id = %s", key)
-            shown = {k: v for k, v in (row or {}).items() if v is not None and k not in ("description",)}
-            print(f"  {table}: {shown or 'missing'}")
+            print(f"  {table}: {_columns(row)}")
         questions = await self.row("SELECT status, response FROM task_questions WHERE id = %s", self.question)
-        print(f"  task_questions: {questions or 'missing'}")
+        print(f"  task_questions: {_columns(questions)}")
         print("\ntransitions (from the outbox, in order):")
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             keys = (self.task, self.agent, self.group, self.staging, self.prod)
@@ -251,6 +258,7 @@ class Demo:
                 f"  {ce.get('time', '')[:19]}  {ce.get('type', ''):35} {ce.get('subject', ''):36} "
                 f"{data.get('from') or '(new)':>13} -> {data.get('to'):13} by {(data.get('cause') or {}).get('type')}"
             )
+        print(f"\nwhat the fold did with each event of the task: aiworker-events trace {self.task}")
 
 
 async def run(settings: Settings) -> list[tuple[str, str | None]]:
