@@ -135,6 +135,17 @@ class LogBatch(AgentEvent):
     type: Literal["log.batch"]
     logs: Annotated[list[Log], Field(min_length=1, max_length=100_000)]
 
+    @model_validator(mode="after")
+    def _lines_of_its_agent(self) -> LogBatch:
+        """Its lines are stored as its agent's: a line that claims another agent makes the batch invalid."""
+        for index, line in enumerate(self.logs):
+            if line.agent_id != self.agent_id:
+                raise ValueError(
+                    f"logs.{index}.agent_id is {line.agent_id!r}, not the batch's agent {self.agent_id!r}; "
+                    "a batch holds the lines of one agent: send another agent's lines in a batch of its own"
+                )
+        return self
+
 
 class ProjectUpserted(Event):
     type: Literal["project.upserted"]

@@ -13,8 +13,9 @@ from aiokafka import AIOKafkaProducer
 
 from app import topics
 from app.settings import Settings
+from streams.fold import Fold
 from tests.harness import WorkerProcess, eventually, fetch_all, fold_caught_up, get_json, read_topic
-from tests.integration.test_fold_engine import T0
+from tests.integration.test_fold_engine import T0, Feed, agent_registered
 
 
 def _registered(agent: str) -> bytes:
@@ -83,3 +84,24 @@ async def test_odd_records_on_every_input_topic_do_not_stop_the_worker(settings:
     finally:
         worker.stop()
         print("---- worker log (tail) ----\n" + worker.log()[-5000:])
+
+
+async def test_a_log_batch_mixing_agents_is_refused_not_stored_as_its_senders(settings: Settings, pool: Any) -> None:
+    """A direct producer's log.batch of agent A holding a line that claims agent B: on main before this, B's line was
+    stored as A's, silently. Now the batch goes to the dlq with a reason; a batch of A's own lines after it applies."""
+    u = uuid.uuid4().hex[:8]
+    a, b = f"a-mix-{u}", f"b-mix-{u}"
+    fold, feed = Fold(pool, settings), Feed(settings)
+    await fold.apply_batch([feed.record(topics.AGENT_EVENTS, agent_registered(x)) for x in (a, b)])
+
+    def line(line_id: str, agent: str) -> dict[str, Any]:
+        return {"id": line_id, "type": "log", "time": T0, "agent_id": agent, "message": f"m-{line_id}"}
+
+    mixed = {"id": f"bm-{u}", "type": "log.batch", "time": T0, "agent_id": a, "logs": [line(f"l1-{u}", a), line(f"l2-{u}", b)]}
+    own = {"id": f"bo-{u}", "type": "log.batch", "time": T0, "agent_id": a, "logs": [line(f"l3-{u}", a)]}
+    batch = [feed.record(topics.AGENT_EVENTS, mixed), feed.record(topics.AGENT_EVENTS, own)]
+    stats = await fold.apply_batch(batch)
+    assert (stats.invalid, stats.logs, sum(stats.dlq.values())) == (1, 1, 1), stats.summary()
+    assert "logs.1.agent_id" in stats.refusals[0].reason and b in stats.refusals[0].reason, stats.refusals[0].reason
+    rows = await fetch_all(pool, "SELECT agent_id, event_id FROM agent_logs WHERE agent_id IN (%s, %s)", [a, b])
+    assert [(r["agent_id"], r["event_id"]) for r in rows] == [(a, f"l3-{u}")]
