@@ -22,6 +22,11 @@ def lag_figures(run: Any) -> list[dict[str, Any]]:
         for stage in ("fold", "route"):
             values = [s.lag[stage] for s in samples]
             row[stage] = (statistics.median(values), max(values)) if values else (float("nan"), float("nan"))
+        first, last = (samples[0], samples[-1]) if len(samples) > 1 else (None, None)
+        seconds = (last.at - first.at) if first and last else 0.0
+        row["cores"] = {r: (last.cpu[r] - first.cpu[r]) / seconds for r in ROLES if seconds and r in first.cpu and r in last.cpu}
+        row["rss"] = max((v for s in samples for k, v in s.rss.items()), default=0.0)
+        row["agents"] = getattr(phase, "agents", 0)
         out.append(row)
     return out
 
@@ -90,6 +95,17 @@ def report(run: Any) -> int:
     }
     print("targets: " + "; ".join(f"{name}: {'ok' if ok else 'MISSED'}" for name, ok in verdicts.items())
           + f" (slowest phase {worst_phase['phase']})")  # fmt: skip
+    print(
+        "\nmarkdown (docs/performance.md): | agents | fold lag median / worst, s | route lag median / worst, s | CPU cores: "
+        + " / ".join(ROLES)
+        + " | worker RSS, MB |"
+    )
+    for row in figures:
+        cores = " / ".join(f"{row['cores'].get(r, 0):.2f}" for r in ROLES)
+        print(
+            f"| {row['agents']:,} | {row['fold'][0]:.2f} / {row['fold'][1]:.2f} | {row['route'][0]:.2f} / {row['route'][1]:.2f}"
+            f" | {cores} | {row['rss']:.0f} |"
+        )
     plot(run, args.plot)
     data = args.plot.with_suffix(".json")
     data.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "figures": figures, "checks": checks,
