@@ -34,6 +34,7 @@ from bench import fleet_load, fleet_probe, fleet_report
 
 SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:3306").rstrip("/")
 TOKEN_KEY, SERVICE_TOKEN = "fleet-agent-key", "fleet-service-token"
+DRAIN_SECONDS = 180
 
 
 @dataclass
@@ -251,7 +252,8 @@ async def drive(run: Run, directory: Path) -> None:
             print("load done; waiting for the fold to drain ...", flush=True)
             drain_started = time.monotonic()
             while not fleet_probe.drained(tail, await fleet_probe.positions(pool), stages):
-                if time.monotonic() - drain_started > 600:
+                if time.monotonic() - drain_started > DRAIN_SECONDS:
+                    print(f"the fold did not drain within {DRAIN_SECONDS} s", flush=True)
                     break
                 run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss))
                 await asyncio.sleep(1.0)
