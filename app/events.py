@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -33,7 +34,24 @@ def _rfc3339_text(value: Any) -> Any:
     raise ValueError("time is RFC 3339 text with its offset (2026-11-22T10:00:00Z), not a number")
 
 
-Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+STORABLE_SECONDS = range(1, 2**31)
+"""What a TIMESTAMP column holds (MySQL and MariaDB), at the second the fold stores, as POSIX seconds
+(1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z): an event time outside it is refused at the door and by the fold."""
+
+
+def _storable(value: datetime) -> datetime:
+    try:
+        second = math.floor(value.timestamp())
+    except (OverflowError, ValueError):  # year 1 or 9999 with an offset
+        second = -1
+    if second not in STORABLE_SECONDS:
+        raise ValueError(
+            f"time {value.isoformat()} is outside what the database stores (1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z)"
+        )
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
 
 
 def _names_or_short_id(field: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app import jsonio, topics
 from app.envelope import GiteaEnvelope
-from app.events import AGENT_TYPES, CONTROL_TYPES, Event, LogBatch, parse_event
+from app.events import AGENT_TYPES, CONTROL_TYPES, STORABLE_SECONDS, Event, LogBatch, parse_event
 from streams import cloudevents
 from streams.machines import epoch_second
 from streams.route import Source
@@ -22,10 +22,9 @@ from streams.route import Source
 DLQ_NAMESPACE = uuid.UUID("0b6f7f4e-3f0a-4b8e-8d2c-5a1e9c3b7d21")
 SOURCE_TYPES = {topics.AGENT_EVENTS: AGENT_TYPES, topics.CONTROL_EVENTS: CONTROL_TYPES}
 Decoded = Event | GiteaEnvelope | str
-# What a TIMESTAMP column holds (MySQL and MariaDB), at the second the fold stores: an event time outside it
-# would make the server refuse the whole transaction, so such an event is refused here, with a reason.
-# As POSIX seconds (1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z): a log batch checks every line's time.
-TIMESTAMP_SECONDS = range(1, 2**31)
+# What a TIMESTAMP column holds (app/events.py: the event models refuse other times, at the door and here): an
+# envelope's received_at outside it would make the server refuse the whole transaction, so it is refused here.
+TIMESTAMP_SECONDS = STORABLE_SECONDS
 
 
 def time_out_of_range(moment: datetime, second: int | None = None) -> str | None:

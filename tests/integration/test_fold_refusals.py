@@ -99,8 +99,9 @@ async def test_a_log_batch_with_a_line_time_the_database_cannot_store_is_refused
         feed.record(topics.AGENT_EVENTS, batch(0, late=True)),
         feed.record(topics.AGENT_EVENTS, batch(1, late=False)),
     ])  # fmt: skip
-    assert (stats.applied, stats.refused, stats.logs) == (1, 1, 3), stats
+    assert (stats.applied, stats.invalid, stats.logs) == (1, 1, 3), stats  # the model refuses the line's time
     lines = await fetch_all(pool, "SELECT message, created_at FROM agent_logs WHERE agent_id = %s ORDER BY id", [agent])
     assert [(r["message"], str(r["created_at"])) for r in lines] == [(f"line {i}", "2026-11-22 10:00:00") for i in range(3)]
     reasons = {d["source"]["offset"]: d["reason"] for d in await _dlq(pool, settings) if d["key"] is None}
-    assert reasons[1].startswith("invalid event: logs.1.time: time 2100-01-01") and 2 not in reasons
+    assert reasons[1].startswith("invalid event: log.batch.logs.1.time: ") and "time 2100-01-01" in reasons[1]
+    assert 2 not in reasons

@@ -142,3 +142,15 @@ def test_text_bound_for_a_text_column_is_limited_by_its_utf8_bytes() -> None:
     error = {"id": "e", "type": "agent.error", "time": "2026-11-22T10:00:00Z", "agent_id": "a", "message": "😀" * 20_000}
     with pytest.raises(ValidationError, match="bytes in UTF-8"):
         parse_event(error)
+
+
+@pytest.mark.parametrize("time", ["1970-01-01T00:00:00Z", "2038-01-19T03:14:08Z", "2100-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+def test_a_time_the_database_cannot_store_is_refused_by_the_model(time: str) -> None:
+    """Refused at the door (422), not accepted there and dead-lettered by the fold (issue 12 point 3: what is accepted
+    can be folded); for a log line inside a batch too."""
+    line = {"id": "l1", "type": "log", "time": time, "agent_id": "a1", "message": "m"}
+    for event in (line, {"id": "b1", "type": "log.batch", "time": T, "agent_id": "a1", "logs": [line]}):
+        with pytest.raises(ValidationError, match="outside what the database stores"):
+            parse_event(event)
+    for fits in ("1970-01-01T00:00:01Z", "2038-01-19T03:14:07Z", "2038-01-19T05:14:07+02:00"):
+        assert parse_event({**line, "time": fits}).time is not None
