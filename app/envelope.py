@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -27,11 +28,35 @@ Never change it."""
 Origin = Literal["delivery", "reconcile"]
 
 
+SAME_EVENT_TYPES = {
+    "pull_request_approved": "pull_request_review_approved", "pull_request_rejected": "pull_request_review_rejected",
+    "issue_label": "issues",
+}  # fmt: skip
+"""Event type names under which the fold reads the same payload the same way (the grouped X-Gitea-Event name of
+an exact one; streams/gitea_map.py HANDLERS): one event id for both, so that signed bytes replayed under the
+other name are the same event. A name announcing another verdict is a refused delivery with an id of its own."""
+REVIEW_EVENT_TYPES = ("pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment")
+
+
+def id_event_type(event_type: str, payload: Mapping[str, Any]) -> str:
+    """The event type a delivery's id is made from: `SAME_EVENT_TYPES` as one, and a review under the family name
+    `pull_request` (which the fold takes by the payload's `review.type`) as that review type."""
+    kind = SAME_EVENT_TYPES.get(event_type, event_type)
+    review = payload.get("review")
+    if kind == "pull_request" and payload.get("action") == "reviewed" and isinstance(review, Mapping):
+        review_type = review.get("type")
+        if isinstance(review_type, str) and review_type in REVIEW_EVENT_TYPES:
+            return review_type
+    return kind
+
+
 def delivery_event_id(project_id: str | None, event_type: str, payload: bytes) -> str:
-    """The fold's id of a delivery: the same for the same project, event type and payload bytes, whatever its
-    delivery id. The project is part of it: the same bytes delivered to two projects' hooks are two events."""
+    """The fold's id of a delivery: the same for the same project, event type (`SAME_EVENT_TYPES` counting as
+    one; the web passes `id_event_type`) and payload bytes, whatever its delivery id. The project is part of it:
+    the same bytes delivered to two projects' hooks are two events."""
     digest = hashlib.sha256(payload).hexdigest()
-    return "gitea:" + str(uuid.uuid5(EVENT_NAMESPACE, f"{project_id or ''}\n{event_type}\n{digest}"))
+    kind = SAME_EVENT_TYPES.get(event_type, event_type)
+    return "gitea:" + str(uuid.uuid5(EVENT_NAMESPACE, f"{project_id or ''}\n{kind}\n{digest}"))
 
 
 class GiteaEnvelope(BaseModel):

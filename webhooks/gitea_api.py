@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
 from app import topics
-from app.envelope import delivery_event_id, encode_envelope
+from app.envelope import delivery_event_id, encode_envelope, id_event_type
 from app.gitea_repository import RepoRef, RepositoryError, repository_of
 from db.projects import ProjectHook
 from webhooks.body import BodyTimeoutError, ExpectationError, refusal
@@ -127,10 +128,11 @@ async def _payload(request: web.Request) -> tuple[bytes, str] | web.Response:
         return problem(400, f"the payload is not UTF-8 (byte {exc.start}); Gitea sends UTF-8 JSON")
 
 
-def _repository(payload: bytes) -> RepoRef | web.Response | None:
-    """The signed payload's repository (None: it names none), or the answer refusing the payload."""
+def _repository(payload: bytes) -> tuple[RepoRef | None, dict[str, Any]] | web.Response:
+    """The signed payload's repository (None: it names none) and the payload, or the answer refusing it."""
     try:
-        return repository_of(parse_payload(payload))
+        parsed = parse_payload(payload)
+        return repository_of(parsed), parsed
     except (GiteaPayloadError, RepositoryError) as exc:
         return problem(400, str(exc))
 
@@ -194,9 +196,10 @@ async def post_gitea_project(request: web.Request) -> web.Response:
             refused = _signature_problem(request, payload, directory.secrets_of(hook), where)
     if refused is not None:
         return refused
-    repo = _repository(payload)
-    if isinstance(repo, web.Response):
-        return repo
+    read_repo = _repository(payload)
+    if isinstance(read_repo, web.Response):
+        return read_repo
+    repo, parsed = read_repo
     if repo is not None and (why := foreign_repository(hook, repo)) is not None:
         return problem(403, why + "; nothing was accepted", project_id=hook.project_id, repository=repo.describe())
     if repo is not None and repo.id is not None and hook.repo_id is None:
@@ -211,7 +214,7 @@ async def post_gitea_project(request: web.Request) -> web.Response:
                                 f"repository's; project {hook.project_id}'s row names no repository id, so set its "
                                 "gitea_repo_id; nothing was accepted", project_id=hook.project_id,
                                 repository=repo.describe())  # fmt: skip
-    return await _accept(request, payload, text, repo, hook.project_id)
+    return await _accept(request, payload, text, repo, hook.project_id, parsed)
 
 
 def _no_project(project_id: str) -> web.Response:
@@ -233,19 +236,22 @@ async def post_gitea_shared(request: web.Request) -> web.Response:
     payload, text = read
     if (refused := _signature_problem(request, payload, applying, "the shared hook /webhooks/gitea")) is not None:
         return refused
-    repo = _repository(payload)
-    if isinstance(repo, web.Response):
-        return repo
+    read_repo = _repository(payload)
+    if isinstance(read_repo, web.Response):
+        return read_repo
+    repo, parsed = read_repo
     try:
         project_id = await directory.project_of(repo) if repo is not None else None
     except AmbiguousRepositoryError as exc:
         return problem(409, f"{exc}; nothing was accepted")
     except ProjectsUnavailableError as exc:
         return problem(503, str(exc), headers={"Retry-After": "5"})
-    return await _accept(request, payload, text, repo, project_id)
+    return await _accept(request, payload, text, repo, project_id, parsed)
 
 
-async def _accept(request: web.Request, payload: bytes, text: str, repo: RepoRef | None, project_id: str | None) -> web.Response:
+async def _accept(
+    request: web.Request, payload: bytes, text: str, repo: RepoRef | None, project_id: str | None, parsed: dict[str, Any]
+) -> web.Response:
     settings = request.app[SETTINGS]
     kind = event_type(request.headers)
     delivery = delivery_id(request.headers) or str(uuid.uuid5(DELIVERY_NAMESPACE, f"{kind}\n{text}"))
@@ -262,7 +268,7 @@ async def _accept(request: web.Request, payload: bytes, text: str, repo: RepoRef
             repository=repository,
             payload=text,
             project_id=project_id,
-            event_id=delivery_event_id(project_id, kind, payload),
+            event_id=delivery_event_id(project_id, id_event_type(kind, parsed), payload),
         )
     except ValidationError as exc:
         return problem(400, f"the delivery's headers do not make a valid envelope: {exc.errors()[0]['msg']}")
