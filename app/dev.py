@@ -89,6 +89,19 @@ def ensure_database(settings: Settings) -> None:
         )
 
 
+async def _forget_positions(url: str) -> int:
+    from db.fold_store import forget_positions
+
+    conn = await connect(url)
+    try:
+        async with conn.cursor() as cur:
+            forgotten = await forget_positions(cur)
+        await conn.commit()
+        return forgotten
+    finally:
+        await conn.ensure_closed()
+
+
 def dev_environment(settings: Settings, bootstrap: str) -> dict[str, str]:
     """The children's environment: every resolved setting (flags included), the broker, dev secrets."""
     env = {**os.environ, **settings.environment(), "AIWORKER_KAFKA_BOOTSTRAP": bootstrap}
@@ -116,6 +129,10 @@ def run_dev(settings: Settings) -> int:
         url = settings.database_url.get_secret_value()
         applied = asyncio.run(migrate(url))
         say(f"database {parse_database_url(url).database}: {len(applied)} migration(s) applied")
+        if broker is not None and (forgotten := asyncio.run(_forget_positions(url))):
+            # The fold resumes from the positions in the database: those of a previous run's broker would make the
+            # worker skip this new, empty broker's first records (its offsets start at 0 again).
+            say(f"forgot the {forgotten} input position(s) stored by a previous run (its in-memory broker is gone)")
         env = dev_environment(settings, bootstrap)
         names = ("web", "worker")
         for command in names:

@@ -67,6 +67,16 @@ def decode_row(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def forget_positions(cur: Any) -> int:
+    """Delete every stored input position, the fold's and the log lines' (they name offsets of a broker that is
+    gone: `dev`'s in-memory one); return how many there were."""
+    forgotten = 0
+    for table in ("fold_positions", "log_positions"):
+        await cur.execute(f"DELETE FROM {table}")
+        forgotten += int(cur.rowcount or 0)
+    return forgotten
+
+
 async def lock_positions(cur: Any, consumer: str, positions: Iterable[Position]) -> dict[Position, int]:
     """Lock the stored next offsets of these partitions (creating them at 0) and return them."""
     wanted = sorted(set(positions))

@@ -73,6 +73,21 @@ async def test_positions_advance_together_and_never_backwards(conn: Any) -> None
     assert stored[keys[0]] == 1 and stored[keys[1]] == 10 and stored[keys[49]] == 50
 
 
+async def test_forget_positions_starts_every_partition_and_agent_at_0_again(conn: Any) -> None:
+    """What `dev` does when it starts a new in-memory broker, whose offsets start at 0 again."""
+    async with conn.cursor(DictCursor) as cur:
+        await fold_store.forget_positions(cur)  # what earlier tests of this database stored
+        await fold_store.lock_positions(cur, "c", [("t", 0), ("t", 1)])
+        await fold_store.save_positions(cur, "c", {("t", 0): 5, ("t", 1): 7})
+        await fold_store.lock_log_positions(cur, [("a1", "t", 0)])
+        await fold_store.save_log_positions(cur, {("a1", "t", 0): 4})
+        assert await fold_store.lock_positions(cur, "c", [("t", 0)]) == {("t", 0): 5}
+        assert await fold_store.forget_positions(cur) == 3
+        assert await fold_store.lock_positions(cur, "c", [("t", 0), ("t", 1)]) == {("t", 0): 0, ("t", 1): 0}
+        assert await fold_store.lock_log_positions(cur, [("a1", "t", 0)]) == {("a1", "t", 0): 0}
+    await conn.commit()
+
+
 async def test_two_workers_folding_disjoint_partitions_never_wait_for_each_others_rows(conn: Any, other_conn: Any) -> None:
     """Positions, log positions and entity rows are locked by their primary key, point by point: a transaction that holds
     the rows of some partitions (and agents) does not block another on the others (on a small table a scan of the key's
