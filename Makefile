@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 .PHONY: run test lint unit integration bench install clean tools demo test-faults soak
 
 $(STAMP): pyproject.toml
+	@echo "installing the project into $(VENV) (first run, or pyproject.toml changed: a minute or two, quietly)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
