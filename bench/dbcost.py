@@ -28,7 +28,9 @@ from asyncmy.cursors import DictCursor
 
 SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:3306").rstrip("/")
 AGENTS, BATCHES, BATCH, LOG_RECORDS, LINES = 10_000, 40, 500, 45, 100
-PREFILL, INSERTS, ROUNDS = (int(v) for v in os.environ.get("BENCH_DBCOST_LOGS", "100000,20000,3").split(","))
+PREFILL, INSERTS, ROUNDS = (int(v) for v in os.environ.get("BENCH_DBCOST_LOGS", "50000,5000,7").split(","))
+PARTS = os.environ.get("BENCH_DBCOST_PARTS", "ab")
+"""Which parts run: a (the fold's statements), b (agent_logs' indexes)."""
 TABLE = re.compile(r"\b(?:INTO|FROM|UPDATE)\s+`?(\w+)`?", re.IGNORECASE)
 
 
@@ -160,55 +162,62 @@ LOG_VARIANTS: dict[str, list[str]] = {
 
 
 async def log_insert_cost(url: str) -> dict[str, tuple[float, int]]:
-    """µs per agent_logs row (median of ROUNDS) and the index entries a row writes, per table variant."""
+    """µs per agent_logs row (median of ROUNDS) and the index entries a row writes, per table variant. Every variant
+    is a table of its own, filled with PREFILL rows first; the rounds then go over the variants in turn (each
+    inserts INSERTS rows per round), so that the machine's load drifting during the run hits all of them alike."""
     from db.pool import create_pool
 
     pool = await create_pool(url, minsize=1, maxsize=2)
-    out: dict[str, tuple[float, int]] = {}
     stamp = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    tables = {name: f"agent_logs_cost{n}" for n, name in enumerate(LOG_VARIANTS)}
+    entries: dict[str, int] = {}
+    per_row: dict[str, list[float]] = {name: [] for name in LOG_VARIANTS}
 
     def lines(count: int) -> list[tuple[Any, ...]]:
         return [(f"cost-agent-{i % 1000:06d}", None, "info", f"line {i}: compiled, tested, moving on", json.dumps({"step": i}),
                  stamp + timedelta(seconds=i // 1000), uuid.uuid4().hex) for i in range(count)]  # fmt: skip
 
     try:
-        for name, alters in LOG_VARIANTS.items():
-            async with pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute("SHOW CREATE TABLE agent_logs")
-                ddl = (await cur.fetchone())[1].replace("CREATE TABLE `agent_logs`", "CREATE TABLE `agent_logs_cost`")
-                ddl = re.sub(r"CONSTRAINT `(fk_agent_logs_\w+)`", lambda m: f"CONSTRAINT `{m.group(1)}_cost`", ddl)
-                await cur.execute(ddl)
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SHOW CREATE TABLE agent_logs")
+            ddl = (await cur.fetchone())[1]
+            for name, alters in LOG_VARIANTS.items():
+                table = tables[name]
+                own = ddl.replace("CREATE TABLE `agent_logs`", f"CREATE TABLE `{table}`")
+                await cur.execute(own.replace("CONSTRAINT `fk_agent_logs_", f"CONSTRAINT `{table}_fk_"))
                 for alter in alters:
-                    alter = re.sub(r"FOREIGN KEY (\w+)", r"FOREIGN KEY \1_cost", alter)
-                    await cur.execute(f"ALTER TABLE agent_logs_cost {alter}")
-                await cur.execute("SHOW INDEX FROM agent_logs_cost")
-                entries = len({row[2] for row in await cur.fetchall()})
+                    own_alter = alter.replace("FOREIGN KEY fk_agent_logs_", f"FOREIGN KEY {table}_fk_")
+                    await cur.execute(f"ALTER TABLE {table} {own_alter}")
+                await cur.execute(f"SHOW INDEX FROM {table}")
+                entries[name] = len({row[2] for row in await cur.fetchall()})
                 for _ in range(0, PREFILL, 1000):
-                    await insert_into(cur, lines(1000))
+                    await insert_into(cur, table, lines(1000))
                     await conn.commit()
-                per_row = []
-                for _ in range(ROUNDS):
+            for _ in range(ROUNDS):
+                for name in LOG_VARIANTS:
                     batch = lines(INSERTS)
                     started = time.perf_counter()
                     for i in range(0, INSERTS, 1000):
-                        await insert_into(cur, batch[i : i + 1000])
+                        await insert_into(cur, tables[name], batch[i : i + 1000])
                         await conn.commit()
-                    per_row.append((time.perf_counter() - started) / INSERTS * 1e6)
-                out[name] = (statistics.median(per_row), entries)
-                print(f"  {name:36} {out[name][0]:7.1f} µs per row, {entries} index entries per row", flush=True)
-                await cur.execute("DROP TABLE agent_logs_cost")
+                    per_row[name].append((time.perf_counter() - started) / INSERTS * 1e6)
+            for table in tables.values():
+                await cur.execute(f"DROP TABLE {table}")
     finally:
         pool.close()
         await pool.wait_closed()
+    out = {name: (statistics.median(values), entries[name]) for name, values in per_row.items()}
+    for name, (micros, count) in out.items():
+        print(f"  {name:36} {micros:7.1f} µs per row, {count} index entries per row", flush=True)
     return out
 
 
-async def insert_into(cur: Any, rows: list[tuple[Any, ...]]) -> None:
+async def insert_into(cur: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
     from db.literals import quoter
 
     quote = quoter(cur)
     values = ",".join("(" + ",".join(quote(v) for v in row) + ")" for row in rows)
-    await cur.execute("INSERT INTO agent_logs_cost (agent_id, task_id, level, message, metadata, created_at, event_id) VALUES "
+    await cur.execute(f"INSERT INTO {table} (agent_id, task_id, level, message, metadata, created_at, event_id) VALUES "
                       f"{values} ON DUPLICATE KEY UPDATE event_id = event_id")  # fmt: skip
 
 
@@ -222,15 +231,27 @@ def print_profile(name: str, timings: Timings, elapsed: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from db import fold_store
     from db.migrate import drop_database, migrate
+    from db.pool import create_pool
 
     async def run() -> None:
         url = f"{SERVER}/aiw_cost_{uuid.uuid4().hex[:8]}"
         await migrate(url)
         try:
-            for granularity in (0, 15):
+            for granularity in (0, 15) if "a" in PARTS else ():
                 timings, elapsed = await fold_profile(url, granularity)
                 print_profile(f"HEARTBEAT_GRANULARITY_SECONDS={granularity}", timings, elapsed)
+            if "b" not in PARTS:
+                return
+            if "a" not in PARTS:  # the rows' agents
+                pool = await create_pool(url, minsize=1, maxsize=1)
+                async with pool.acquire() as conn, conn.cursor() as cur:
+                    rows = [{"id": f"cost-agent-{i:06d}", "pod_name": f"p{i}"} for i in range(1000)]
+                    await fold_store.insert_rows(cur, "agents", rows)
+                    await conn.commit()
+                pool.close()
+                await pool.wait_closed()
             print(f"\n(b) agent_logs: {INSERTS:,} rows in statements of 1,000 into {PREFILL:,}, median of {ROUNDS}:")
             await log_insert_cost(url)
         finally:
