@@ -178,8 +178,8 @@ class Load:
                     self.log_request(sent_log, self.start + sent_log / log_request_rate)
                     sent_log += 1
                 while next_task < len(tasks) and tasks[next_task][0] <= elapsed:
-                    offset, number, step = tasks[next_task]
-                    self.task_step(number, step, self.start + offset)
+                    offset, number, stage = tasks[next_task]
+                    self.task_step(number, stage, self.start + offset)
                     next_task += 1
                 await asyncio.sleep(0.005)
             while self.pending:
