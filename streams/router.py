@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 
 
+RECORD_OVERHEAD = 1024
+"""Bytes a produce request adds around one record's key and value (batch and record headers), with room to spare."""
+
+
 def router_group(settings: Settings) -> str:
     """The router's consumer group, and the consumer its positions are stored under."""
     return f"{settings.worker_id}.router"
@@ -65,6 +69,7 @@ class Router:
         self.target = settings.topic(topics.FOLD_TASKS)
         self.dlq_topic = settings.topic(topics.DLQ)
         self.record_trace = settings.trace_retention_seconds > 0
+        self.max_record = topics.topic_message_bytes(settings) - RECORD_OVERHEAD
         self.suspects = Suspects()
         self._short = {settings.topic(name): name for name in topics.INPUT_TOPICS}
         self.routed = 0
@@ -120,7 +125,20 @@ class Router:
             traced.append(unroutable_row(source, reason, dlq_id))
             return [(topic, key.encode() if source.key is not None else None, value)]
         self.suspects.applied()
-        return [(self.target, key, frame(source, scope)) for key, scope in keys]
+        sends = [(self.target, key, frame(source, scope)) for key, scope in keys]
+        largest = max((len(value) + len(key or b"") for _, key, value in sends), default=0)
+        if largest > self.max_record:  # a direct producer wrote what the topics should have refused: not routable
+            reason = (
+                f"the record is {len(source.value)} bytes, too large to route (its frame would be {largest} bytes; the "
+                f"topics take {self.max_record + RECORD_OVERHEAD}, AIWORKER_MAX_EVENT_BYTES + 64 KiB)"
+            )
+            log.warning("router: record %s/%s@%s: %s; it goes to the dlq", source.topic, source.partition, source.offset,
+                        reason, extra={"topic": source.topic, "partition": source.partition, "offset": source.offset,
+                                       "outcome": "invalid"})  # fmt: skip
+            dlq_id, topic, dlq_key, value = dlq_row(source, reason, self.dlq_topic)
+            traced.append(unroutable_row(source, reason, dlq_id))
+            return [(topic, dlq_key.encode() if source.key is not None else None, value)]
+        return sends
 
     async def _question_tasks(self, cur: Any, sources: Sequence[Source]) -> dict[str, str]:
         """question id -> task id for the answers of the batch that do not name their task."""

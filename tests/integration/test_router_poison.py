@@ -92,3 +92,23 @@ async def test_every_record_failing_alike_holds_the_router(
     assert not rows or int(rows[0]["next_offset"]) == 0  # the batch's transaction rolled back: the position waits
     assert not await read_topic(settings.kafka_bootstrap, settings.topic(topics.DLQ))  # and nothing was dead-lettered
     assert not await read_records(settings.kafka_bootstrap, settings.topic(topics.FOLD_TASKS))
+
+
+async def test_a_record_too_large_to_route_goes_to_the_dlq_cut_and_the_rest_are_routed(
+    settings: Settings, pool: Any, router: Router
+) -> None:
+    # A direct producer wrote past max.message.bytes (Tansu does not enforce it): re-producing it would fail on
+    # every retry and hold the router for good.
+    u = uuid.uuid4().hex[:8]
+    ids = [f"t-rb{i}-{u}" for i in range(3)]
+    records = _records(settings, ids)
+    big = {**json.loads(records[1].value), "description": "x" * (settings.max_event_bytes + 200_000)}
+    records[1] = ConsumedRecord(records[1].topic, 0, 1, records[1].key, json.dumps(big).encode(), 2.0)
+    assert await router.route_batch(records) == 3
+    assert await _stored(pool, settings) == 3
+    framed = await read_records(settings.kafka_bootstrap, settings.topic(topics.FOLD_TASKS))
+    assert sorted(unframe(r.value).offset for r in framed) == [0, 2]
+    dead = await read_topic(settings.kafka_bootstrap, settings.topic(topics.DLQ))
+    [record] = [d for d in dead if d.get("source", {}).get("offset") == 1]
+    assert "too large to route" in record["reason"] and record["truncated"] is True
+    assert record["value_size"] == len(records[1].value)
