@@ -51,6 +51,7 @@ class GiteaAccepted(BaseModel):
     """202 of a Gitea delivery: the envelope is durable."""
 
     delivery_id: str = Field(description="X-Gitea-Delivery, else a UUIDv5 of the event type and payload")
+    event_id: str = Field(description="what the fold de-duplicates on and `trace` finds: the same signed bytes, one id")
     event_type: str = Field(description="the exact event type (X-Gitea-Event-Type)")
     project_id: str | None = Field(description="the project verified at the door (None: the repository has none)")
     durable: Durable

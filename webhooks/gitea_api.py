@@ -259,6 +259,7 @@ async def _accept(
         return problem(400, f"the X-Gitea-Delivery header has {len(delivery)} characters; at most {MAX_DELIVERY_ID} are "
                        "accepted (Gitea sends a UUID)")  # fmt: skip
     repository = (repo.full_name or "") if repo is not None else ""
+    event_id = delivery_event_id(project_id, id_event_type(kind, parsed), payload)
     try:
         value = encode_envelope(
             delivery_id=delivery,
@@ -268,7 +269,7 @@ async def _accept(
             repository=repository,
             payload=text,
             project_id=project_id,
-            event_id=delivery_event_id(project_id, id_event_type(kind, parsed), payload),
+            event_id=event_id,
         )
     except ValidationError as exc:
         return problem(400, f"the delivery's headers do not make a valid envelope: {exc.errors()[0]['msg']}")
@@ -282,5 +283,7 @@ async def _accept(
         return problem(503, f"{exc}; the delivery was not accepted, redeliver it from Gitea later",
                        headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
     request.app[METRICS].gitea_accepted(kind)
-    answer = orjson.dumps({"delivery_id": delivery, "event_type": kind, "project_id": project_id, "durable": via})
+    answer = orjson.dumps(
+        {"delivery_id": delivery, "event_id": event_id, "event_type": kind, "project_id": project_id, "durable": via}
+    )
     return web.Response(body=answer, status=202, headers=JSON_HEADERS)

@@ -41,7 +41,7 @@ class Table:
 async def _applied(pool: Any, load: Workload, sent: Sent) -> tuple[dict[str, str], dict[str, int]]:
     rows = await fetch_all(pool, "SELECT event_id, outcome FROM processed_events WHERE event_id LIKE %s", [f"{load.tag}-%"])
     outcomes = {r["event_id"]: r["outcome"] for r in rows}
-    gitea = [f"gitea:{d}" for d in sent.deliveries]
+    gitea = sorted(sent.deliveries)
     for start in range(0, len(gitea), 500):
         part = gitea[start : start + 500]
         sql = f"SELECT event_id, outcome FROM processed_events WHERE event_id IN ({', '.join(['%s'] * len(part))})"
@@ -54,7 +54,7 @@ async def _applied(pool: Any, load: Workload, sent: Sent) -> tuple[dict[str, str
 
 async def wait_until_folded(pool: Any, load: Workload, sent: Sent, timeout: float = 300.0) -> None:
     expected_logs = load.log_ids & sent.accepted
-    expected = (sent.accepted - load.log_ids) | {f"gitea:{d}" for d in sent.deliveries}
+    expected = (sent.accepted - load.log_ids) | set(sent.deliveries)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         outcomes, logs = await _applied(pool, load, sent)
@@ -81,7 +81,7 @@ async def _transitions(settings: Settings, load: Workload) -> tuple[list[Any], d
 async def check(name: str, settings: Settings, pool: Any, load: Workload, sent: Sent, *, fold_timeout: float = 300.0) -> Table:
     await wait_until_folded(pool, load, sent, fold_timeout)
     outcomes, logs = await _applied(pool, load, sent)
-    accepted_events = (sent.accepted - load.log_ids) | {f"gitea:{d}" for d in sent.deliveries}
+    accepted_events = (sent.accepted - load.log_ids) | set(sent.deliveries)
     accepted_logs = load.log_ids & sent.accepted
     applied = sum(1 for e in accepted_events if outcomes.get(e) == "applied") + len(accepted_logs & set(logs))
     refused = sum(1 for e in accepted_events if outcomes.get(e) == "refused")
