@@ -52,12 +52,15 @@ async def test_agents_with_clocks_five_minutes_off_do_not_flap_and_a_silent_one_
     topic = settings.topic(topics.AGENT_EVENTS)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     offset = 0
+    # A partition of the test's own: the sweeper's clock is per partition, and other tests' agents folded on
+    # partition 0 of the same database (just now, by the wall clock) would move it ten minutes ahead of this test's.
+    partition = 900 + uuid.uuid4().int % 100
 
     def record(agent: str, event: dict[str, Any], received: datetime) -> ConsumedRecord:
         nonlocal offset
         offset += 1
         body = {"id": f"{event['type']}-{agent}-{offset}", "time": _iso(received + skew[agent]), "agent_id": agent, **event}
-        return ConsumedRecord(topic, 0, offset - 1, agent.encode(), json.dumps(body).encode(), received.timestamp())
+        return ConsumedRecord(topic, partition, offset - 1, agent.encode(), json.dumps(body).encode(), received.timestamp())
 
     registered = [record(a, {"type": "agent.registered", "pod_name": a}, start) for a in skew]
     assert (await fold.apply_batch(registered)).applied == 3
