@@ -1,4 +1,4 @@
-"""`aiworker-events replay`: re-drive dead-lettered records after a fix (its command line: app/replay_cli.py).
+"""`aiworker-events replay`: re-drive dead-lettered records after a fix (its command line: app/commands/replay_cli.py).
 
 Reads <prefix>dlq up to its end at start-up, keeps the records that match the filters, and produces
 each original value with its original key onto its source topic (acks=all). Progress is committed
@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import AiworkerError, jsonio, topics
+from app.commands.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
 from app.producer import kafka_producer
-from app.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
 from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record
 from app.settings import Settings
 from db.pool import create_pool

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.broker import EmbeddedBroker
+from app.commands.broker import EmbeddedBroker
 from app.settings import load_settings
 from app.topics import ensure_topics
 from db import console as sql

@@ -168,7 +168,7 @@ async def checks(pool: Any, run: Run, granularity: float) -> dict[str, Any]:
 
 async def drive(run: Run, directory: Path) -> None:
     from app import topics
-    from app.broker import EmbeddedBroker
+    from app.commands.broker import EmbeddedBroker
     from app.settings import load_settings
     from app.topics import ensure_topics
     from db.migrate import drop_database, migrate
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fleet: {args.agents} agents (a heartbeat each every {fleet_load.HEARTBEAT_SECONDS:.0f} s), {args.log_rate:.0f} "
           f"log lines/s, {args.task_rate:.0f} task events/s, {args.duration:.0f} s; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)  # fmt: skip
-    from app.dev import ensure_database
+    from app.commands.dev import ensure_database
     from app.settings import load_settings
 
     ensure_database(load_settings(database_url=f"{SERVER}/mysql"))

@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from app import topics
-from app.broker import EmbeddedBroker
+from app.commands.broker import EmbeddedBroker
 from app.settings import Settings, load_settings
 from app.topics import ensure_topics
 from db.migrate import drop_database, migrate

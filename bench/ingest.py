@@ -140,7 +140,7 @@ def measure(url: str, directory: Path, *, rate: float | None = None) -> dict[str
 
 
 def wait_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    from app.broker import wait_for_port
+    from app.commands.broker import wait_for_port
 
     if not wait_for_port("127.0.0.1", port, time.monotonic() + 30) or process.poll() is not None:
         raise SystemExit(f"the {what} server did not start on port {port}")
@@ -167,8 +167,8 @@ def median_of(results: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> int:
-    from app.broker import EmbeddedBroker, free_port
-    from app.dev import ensure_database
+    from app.commands.broker import EmbeddedBroker, free_port
+    from app.commands.dev import ensure_database
     from app.settings import load_settings
     from db.migrate import drop_database, migrate
     from tests.harness import settings_env

@@ -208,8 +208,8 @@ def check(url: str) -> None:
 
 
 def main() -> int:
-    from app.broker import EmbeddedBroker, free_port
-    from app.dev import ensure_database
+    from app.commands.broker import EmbeddedBroker, free_port
+    from app.commands.dev import ensure_database
     from app.settings import load_settings
     from db.migrate import drop_database, migrate
     from tests.harness import settings_env

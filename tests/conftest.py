@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.broker import EmbeddedBroker
+from app.commands.broker import EmbeddedBroker
 from app.settings import Settings, load_settings
 from app.topics import ensure_topics
 from db.migrate import drop_database, migrate
@@ -26,7 +26,7 @@ SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:33
 
 @pytest.fixture(scope="session")
 def mysql_server() -> str:
-    from app.dev import ensure_database
+    from app.commands.dev import ensure_database
 
     ensure_database(load_settings(database_url=f"{SERVER}/mysql"))
     return SERVER

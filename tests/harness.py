@@ -54,7 +54,7 @@ class WorkerProcess(ChildProcess):
     """A worker (`python -m app worker`) with its own port for /healthz, /readyz and /metrics."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        from app.broker import free_port
+        from app.commands.broker import free_port
 
         self.settings = settings.model_copy(update={"worker_http_port": free_port()})
         self.log_path = log_path
@@ -225,7 +225,7 @@ class WebProcess(ChildProcess):
     """The web process (`python -m app web`) on its own port, as a deployment runs it."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        from app.broker import free_port
+        from app.commands.broker import free_port
 
         self.settings = settings.model_copy(update={"http_host": "127.0.0.1", "http_port": free_port()})
         self.log_path = log_path

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from app import events, topics
-from app.schemas import BEGIN, END, event_schemas, generate, readme_with_settings, transition_schemas, write
+from app.commands.schemas import BEGIN, END, event_schemas, generate, readme_with_settings, transition_schemas, write
 
 ROOT = Path(__file__).resolve().parents[1] / "schemas"
 FIX = "run `aiworker-events schemas` (or `.venv/bin/python -m app schemas`) from the repository root and commit schemas/"

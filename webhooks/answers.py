@@ -1,4 +1,4 @@
-"""The shapes of the web's answers as pydantic models: the one source of schemas/openapi.json (app/openapi.py).
+"""The shapes of the web's answers as pydantic models: the one source of schemas/openapi.json (app/commands/openapi.py).
 
 The handlers write these bodies (webhooks/problems.py, events_api.py, gitea_api.py, health.py); the test suite
 runs schemathesis against a live web to hold them to what is published here.

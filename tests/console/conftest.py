@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.broker import EmbeddedBroker
+from app.commands.broker import EmbeddedBroker
 from app.settings import Settings, load_settings
 from app.topics import ensure_topics
 from tests.harness import WebProcess, WorkerProcess

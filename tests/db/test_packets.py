@@ -13,7 +13,7 @@ import pytest
 from asyncmy.cursors import DictCursor
 from asyncmy.errors import MySQLError
 
-from app.processes import PacketLimitError, check_packet, packet_needed
+from app.commands.processes import PacketLimitError, check_packet, packet_needed
 from app.settings import load_settings
 from db import fold_store, parking
 from db.errors import refused_by_data

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.broker import free_port
+from app.commands.broker import free_port
 from app.settings import Settings
 from tests.deploy.test_alerts import rule_groups
 from tests.harness import (

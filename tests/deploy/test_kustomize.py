@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from app import topics
-from app.cli import build_parser
+from app.commands.cli import build_parser
 from app.settings import Settings, load_settings
 from app.topics import topic_message_bytes
 

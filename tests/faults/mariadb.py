@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from app.broker import free_port, wait_for_port
+from app.commands.broker import free_port, wait_for_port
 
 
 class PrivateMariaDB:

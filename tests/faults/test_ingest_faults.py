@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from app import topics
-from app.broker import EmbeddedBroker
+from app.commands.broker import EmbeddedBroker
 from app.settings import Settings
 from app.topics import ensure_topics
 from tests.faults.workload import T0

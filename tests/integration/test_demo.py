@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import wait_for_port
-from app.demo import run
-from app.demo_target import Target, dev_values
+from app.commands.broker import wait_for_port
+from app.commands.demo import run
+from app.commands.demo_target import Target, dev_values
 from app.settings import Settings
 from tests.harness import WorkerProcess, settings_env
 

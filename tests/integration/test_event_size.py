@@ -12,7 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.cli import main
+from app.commands.cli import main
 from app.settings import Settings
 from app.topics import ALL_TOPICS, TopicLimitError, check_topic_limits, ensure_topics, topic_message_bytes
 from tests.gitea_samples import load_sample, sign

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.broker import EmbeddedBroker
+from app.commands.broker import EmbeddedBroker
 from app.envelope import GiteaEnvelope
 from app.settings import Settings
 from app.topics import ensure_topics

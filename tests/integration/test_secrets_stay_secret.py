@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from app.demo import run as run_demo
+from app.commands.demo import run as run_demo
 from app.settings import Settings
 from db.pool import connect, create_pool, parse_database_url
 from tests.gitea_samples import load_sample

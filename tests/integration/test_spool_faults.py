@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from app.broker import EmbeddedBroker, free_port
+from app.commands.broker import EmbeddedBroker, free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from tests.harness import eventually

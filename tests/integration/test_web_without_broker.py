@@ -6,7 +6,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from app.broker import free_port
+from app.commands.broker import free_port
 from app.settings import Settings
 from tests.harness import WebProcess
 

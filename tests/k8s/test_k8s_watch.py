@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from app.commands.k8s_watch import Watcher, api_client
 from app.events import Event
-from app.k8s_watch import Watcher, api_client
 from app.settings import load_settings
 from tests.k8s.objects import deployment, pod
 
@@ -159,7 +159,7 @@ async def test_probes_and_metrics_follow_the_watches(fake: Any) -> None:
     """/readyz is 503 until every collection lists and watches, and again while one reconnects; /metrics counts."""
     from aiohttp.test_utils import TestClient
 
-    from app.k8s_observe import probes
+    from app.commands.k8s_observe import probes
     from tests.harness import eventually, sample
 
     api, url = fake
@@ -212,7 +212,7 @@ async def test_a_failure_that_is_not_trouble_holds_a_collection_it_goes_on_and_h
     with backoff, /healthz is 503 naming it; once the objects can be read again it watches and /healthz is 200."""
     from aiohttp.test_utils import TestClient
 
-    from app.k8s_observe import probes
+    from app.commands.k8s_observe import probes
 
     api, url = fake
     pods, deps = "/api/v1/namespaces/aiworker-agents/pods", "/apis/apps/v1/namespaces/shop-staging/deployments"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.gitea_client import PAGE_LIMIT, GiteaClient, GiteaError, GiteaRefused, next_link
+from app.commands.gitea_client import PAGE_LIMIT, GiteaClient, GiteaError, GiteaRefused, next_link
 from tests.reconcile.fake_gitea import TOKEN, fake_gitea
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from app.commands.gitea_client import GiteaClient
+from app.commands.reconcile import ReconcileMetrics, Reconciler
 from app.envelope import GiteaEnvelope
-from app.gitea_client import GiteaClient
-from app.reconcile import ReconcileMetrics, Reconciler
 from app.settings import Settings
 from db.pool import create_pool
 from streams.gitea_map import task_id_for_issue

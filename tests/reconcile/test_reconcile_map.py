@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.reconcile_map import (
+from app.commands.reconcile_map import (
     TaskRef,
     delivery_order,
     diff_issue,
@@ -160,7 +160,7 @@ def test_records_go_out_in_the_order_gitea_would_have_sent_them() -> None:
 
 
 def test_only_the_projects_own_repository_is_reconciled() -> None:
-    from app.reconcile import ReconcileError, Reconciler
+    from app.commands.reconcile import ReconcileError, Reconciler
     from db.reconcile import ProjectRepo
 
     repo = repository()  # acme/webshop, id 42

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from app.broker import free_port
-from app.gitea_client import PAGE_LIMIT, GiteaClient
-from app.reconcile import ReconcileMetrics, Reconciler
+from app.commands.broker import free_port
+from app.commands.gitea_client import PAGE_LIMIT, GiteaClient
+from app.commands.reconcile import ReconcileMetrics, Reconciler
 from app.settings import Settings
 from db.pool import create_pool
 from tests.harness import eventually, fetch_all, run_cli, settings_env

@@ -120,7 +120,7 @@ def test_boolean_columns_read_back_as_bool() -> None:
 
 
 def test_the_agent_token_command_prints_what_the_web_accepts(capsys: pytest.CaptureFixture[str]) -> None:
-    from app.cli import main
+    from app.commands.cli import main
 
     assert main(["agent-token", "pod-7", "--agent-token-key", "key"]) == 0
     token = capsys.readouterr().out.strip()

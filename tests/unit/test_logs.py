@@ -1,4 +1,4 @@
-"""Logging set up in one place (app/logs.py): JSON lines with the record's context, libraries quiet unless debug."""
+"""Logging set up in one place (app/commands/logs.py): JSON lines with the record's context, libraries quiet unless debug."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from app.logs import JsonFormatter, setup_logging
+from app.commands.logs import JsonFormatter, setup_logging
 
 
 def test_a_json_line_carries_the_context_of_its_record() -> None:

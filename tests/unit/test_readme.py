@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from app.cli import build_parser
+from app.commands.cli import build_parser
 from app.events import parse_event
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

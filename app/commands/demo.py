@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from app import jsonio
-from app.demo_target import DemoError, Target, dev_values
+from app.commands.demo_target import DemoError, Target, dev_values
 from app.settings import Settings
 from streams.gitea_map import task_id_for_issue
 from webhooks.auth import agent_token

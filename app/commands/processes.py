@@ -103,6 +103,6 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     check_packet(settings)
     app, _runtime = create_app(settings, bootstrap)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
-    worker.spinner = None  # its terminal spinner writes control codes among the log lines (app/logs.py owns logging)
+    worker.spinner = None  # its terminal spinner writes control codes among the log lines (app/commands/logs.py owns logging)
     worker.execute_from_commandline()
     return 0

@@ -14,7 +14,7 @@ from asyncmy.errors import MySQLError
 from pydantic.fields import FieldInfo
 
 from app import AiworkerError
-from app.logs import setup_logging
+from app.commands.logs import setup_logging
 from app.settings import Settings, SettingsError, load_settings
 from db import DatabaseError
 from db.pool import describe_error
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, text in helps.items():
         commands.add_parser(name, help=text, description=text)
-    from app.replay_cli import add_replay_arguments
+    from app.commands.replay_cli import add_replay_arguments
 
     add_replay_arguments(commands.choices["replay"])
     commands.choices["agent-token"].add_argument("agent_id", help="the agent id the token speaks for (at most 36 characters)")
@@ -93,11 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(command: str, settings: Settings, args: argparse.Namespace | None = None) -> int:
     if command == "replay":
-        from app.replay_cli import run_replay
+        from app.commands.replay_cli import run_replay
 
         return run_replay(settings, require_bootstrap(settings), args or build_parser().parse_args(["replay"]))
     if command == "reconcile":
-        from app.reconcile_main import run_reconcile
+        from app.commands.reconcile_main import run_reconcile
 
         return run_reconcile(settings, require_bootstrap(settings), once=bool(getattr(args, "once", False)))
     if command == "agent-token":
@@ -121,27 +121,27 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
         print(f"every topic takes records of {topic_message_bytes(settings)} bytes (AIWORKER_MAX_EVENT_BYTES + 64 KiB)")
         return 0
     if command == "web":
-        from app.processes import run_web
+        from app.commands.processes import run_web
 
         return run_web(settings, require_bootstrap(settings))
     if command == "worker":
-        from app.processes import run_worker
+        from app.commands.processes import run_worker
 
         return run_worker(settings, require_bootstrap(settings))
     if command == "k8s-watch":
-        from app.k8s_watch import run_k8s_watch
+        from app.commands.k8s_watch import run_k8s_watch
 
         return run_k8s_watch(settings, require_bootstrap(settings))
     if command == "schemas":
-        from app.schemas import run_schemas
+        from app.commands.schemas import run_schemas
 
         return run_schemas()
     if command == "demo":
-        from app.demo import run_demo
+        from app.commands.demo import run_demo
 
         return run_demo(settings)
     if command == "dev":
-        from app.dev import run_dev
+        from app.commands.dev import run_dev
 
         return run_dev(settings)
     raise AiworkerError(f"unknown command {command!r}")

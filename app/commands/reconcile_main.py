@@ -11,8 +11,8 @@ from aiohttp import web
 from asyncmy.errors import MySQLError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.gitea_client import GiteaClient
-from app.reconcile import ProjectResult, ReconcileError, ReconcileMetrics, Reconciler
+from app.commands.gitea_client import GiteaClient
+from app.commands.reconcile import ProjectResult, ReconcileError, ReconcileMetrics, Reconciler
 from app.settings import Settings, SettingsError
 from db.pool import create_pool, describe_error
 from webhooks.publisher import KafkaPublisher

@@ -1,8 +1,8 @@
 """`aiworker-events reconcile [--once]`: what Gitea could not deliver still reaches the rows.
 
 Gitea sends a webhook once and never retries. Every AIWORKER_RECONCILE_SECONDS (or once), for each active project
-whose row names a repository, this reads Gitea's REST API (app/gitea_client.py) and compares it with the
-project's tasks (app/reconcile_map.py):
+whose row names a repository, this reads Gitea's REST API (app/commands/gitea_client.py) and compares it with the
+project's tasks (app/commands/reconcile_map.py):
 - `GET /repos/{owner}/{repo}`: the repository must be the one the project's row names (its id), else nothing of
   the project is reconciled;
 - `GET /repos/{owner}/{repo}/pulls?state=all&sort=recentupdate`, newest first, down to the last successful run
@@ -33,10 +33,10 @@ from asyncmy.errors import MySQLError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app import AiworkerError, topics
+from app.commands.gitea_client import GiteaClient, GiteaError, GiteaRefused
+from app.commands.reconcile_map import KINDS, Reconciled, TaskRef, delivery_order, diff_issue, diff_pull, diff_reviews, parse_time
 from app.envelope import GiteaEnvelope, make_envelope
-from app.gitea_client import GiteaClient, GiteaError, GiteaRefused
 from app.gitea_repository import RepositoryError, repository_of
-from app.reconcile_map import KINDS, Reconciled, TaskRef, delivery_order, diff_issue, diff_pull, diff_reviews, parse_time
 from app.settings import Settings
 from db.reconcile import ProjectRepo, active_projects, project_tasks, record_run
 from streams.gitea_map import AIWORKER_LABEL

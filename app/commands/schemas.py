@@ -2,7 +2,7 @@
 
 Generated from the code (app/events.py, app/envelope.py, streams/cloudevents.py, the row dataclasses of
 streams/machines) into schemas/: events/<type>.json, transitions/<cloudevent type>.json, asyncapi.yaml, and the
-HTTP API's openapi.json (app/openapi.py).
+HTTP API's openapi.json (app/commands/openapi.py).
 tests/test_schemas.py fails when the committed files differ from what this module generates.
 """
 
@@ -189,7 +189,7 @@ def generate() -> dict[str, str]:
     event_map, transition_map = event_schemas(), transition_schemas()
     files = {f"events/{n}.json": _dump_json(s) for n, s in sorted(event_map.items())}
     files.update({f"transitions/{n}.json": _dump_json(s) for n, s in sorted(transition_map.items())})
-    from app import openapi
+    from app.commands import openapi
 
     files["openapi.json"] = _dump_json(openapi.document())
     document = asyncapi(sorted(event_map), sorted(transition_map))

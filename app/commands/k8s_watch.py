@@ -11,7 +11,7 @@ the backoff; no exception ends a collection. Pods seen before a
 relist and absent after it were deleted in the gap: they are reported stopped.
 
 Events go to agent.events (agent.registered, agent.stopped) and control.events (deployment.started,
-succeeded, failed) through an acks=all producer; ids come from `app.k8s_map` (uid + change), and a
+succeeded, failed) through an acks=all producer; ids come from `app.commands.k8s_map` (uid + change), and a
 change already sent by this process is not sent again, so one observed change is one event.
 
 No cluster exists where this was written: tests/k8s runs it against a local aiohttp server speaking the
@@ -32,8 +32,8 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from app import AiworkerError, jsonio, topics
+from app.commands.k8s_map import Obj, deployment_events, pod_events
 from app.events import Event
-from app.k8s_map import Obj, deployment_events, pod_events
 from app.settings import Settings
 from db.errors import Backoff, Health
 
@@ -231,7 +231,7 @@ async def watch(settings: Settings, bootstrap: str, stopping: asyncio.Event) -> 
 
     producer = kafka_producer(settings, bootstrap)
     await producer.start()
-    from app.k8s_observe import serve_probes
+    from app.commands.k8s_observe import serve_probes
 
     runner = None
     try:

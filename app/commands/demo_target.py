@@ -1,4 +1,4 @@
-"""Where `aiworker-events demo` (app/demo.py) finds the running system: its URL, tokens and database, from the
+"""Where `aiworker-events demo` (app/commands/demo.py) finds the running system: its URL, tokens and database, from the
 settings or, where they are left at their defaults, from what `aiworker-events dev` wrote to var/dev.env."""
 
 from __future__ import annotations

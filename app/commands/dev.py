@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from app import AiworkerError
-from app.broker import EmbeddedBroker, wait_for_port
+from app.commands.broker import EmbeddedBroker, wait_for_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from db.pool import connect, describe_error, parse_database_url, redact_database_url

@@ -20,7 +20,7 @@ from app.observe import Probes, Verdict
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.k8s_watch import Watcher
+    from app.commands.k8s_watch import Watcher
 
 
 class _WatchCollector(Collector):
