@@ -13,8 +13,10 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from app import jsonio, topics
+from app.agent_events import LogBatch
 from app.envelope import GiteaEnvelope
-from app.events import AGENT_TYPES, CONTROL_TYPES, STORABLE_SECONDS, Event, LogBatch, parse_event
+from app.event_base import STORABLE_SECONDS, Event
+from app.events import AGENT_TYPES, CONTROL_TYPES, parse_event
 from streams import cloudevents
 from streams.machines import epoch_second
 from streams.route import Source
@@ -22,7 +24,7 @@ from streams.route import Source
 DLQ_NAMESPACE = uuid.UUID("0b6f7f4e-3f0a-4b8e-8d2c-5a1e9c3b7d21")
 SOURCE_TYPES = {topics.AGENT_EVENTS: AGENT_TYPES, topics.CONTROL_EVENTS: CONTROL_TYPES}
 Decoded = Event | GiteaEnvelope | str
-# What a TIMESTAMP column holds (app/events.py: the event models refuse other times, at the door and here): an
+# What a TIMESTAMP column holds (app/event_base.py `Time`: the event models refuse other times, at the door and here): an
 # envelope's received_at outside it would make the server refuse the whole transaction, so it is refused here.
 TIMESTAMP_SECONDS = STORABLE_SECONDS
 

@@ -17,8 +17,9 @@ from typing import Any, overload
 from asyncmy.cursors import DictCursor
 
 from app import topics
+from app.agent_events import Log, LogBatch
 from app.envelope import GiteaEnvelope
-from app.events import Event, Log, LogBatch
+from app.event_base import Event
 from app.settings import Settings
 from db import fold_store
 from db.errors import HeldError, Suspects, describe, refused_by_data, transient

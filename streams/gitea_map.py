@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from app.events import TEXT_BYTES
+from app.event_base import TEXT_BYTES
 from app.gitea_repository import RepoRef, RepositoryError, repository_of
 from streams.gitea_intents import (
     BranchCreated,

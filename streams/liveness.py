@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from app.events import AgentHeartbeat, AgentRegistered
+from app.agent_events import AgentHeartbeat, AgentRegistered
 from streams.machines import naive_utc
 from streams.route import Source
 from streams.uow import UnitOfWork

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from app.events import Log, LogBatch
+from app.agent_events import Log, LogBatch
 from db import fold_store
 from streams.cloudevents import dumps
 from streams.machines import epoch_second
@@ -90,7 +90,7 @@ class LogWriter:
         if await self.uow.get("agents", item.agent_id) is None:
             return LogRefusal(source, f"{item.type} names agent {item.agent_id!r}, which has not registered; register first")
         lines = item.logs if isinstance(item, LogBatch) else [item]
-        seconds = [epoch_second(line.time) for line in lines]  # each within a TIMESTAMP (app/events.py `Time`)
+        seconds = [epoch_second(line.time) for line in lines]  # each within a TIMESTAMP (app/event_base.py `Time`)
         self.positions[key] = source.offset + 1
         self._advanced[key] = source.offset + 1
         refused: list[Log] = []

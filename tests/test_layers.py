@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("app", "db", "streams", "webhooks")
 CONTRACT = frozenset({
-    "app", "app.settings", "app.events", "app.envelope", "app.topics", "app.jsonio", "app.gitea_repository",
-    "app.producer", "app.observe",
+    "app", "app.settings", "app.events", "app.event_base", "app.agent_events", "app.control_events", "app.envelope",
+    "app.topics", "app.jsonio", "app.gitea_repository", "app.producer", "app.observe",
 })  # fmt: skip
 """What every package may import from app/: the rest of app/ are the commands (cli, dev, demo, replay, ...)."""
 UPWARD_EXCEPTIONS = frozenset({

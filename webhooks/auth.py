@@ -18,7 +18,7 @@ from webhooks import WebhooksError
 
 BARE_HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_AGENT_ID = 36
-"""An agent id's longest (app.events.EntityId): a longer one names no agent, and is not echoed back."""
+"""An agent id's longest (app.event_base.EntityId): a longer one names no agent, and is not echoed back."""
 TOKEN_FORMAT = "<agent_id>.<hex HMAC-SHA256(AGENT_TOKEN_KEY, agent_id)>"
 
 

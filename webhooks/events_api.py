@@ -8,7 +8,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from app import jsonio, topics
-from app.events import AGENT_TYPES, Event, parse_event
+from app.event_base import Event
+from app.events import AGENT_TYPES, parse_event
 from app.settings import Settings
 from webhooks.auth import Unauthenticated, caller_of
 from webhooks.body import BodyTimeoutError, ExpectationError, refusal

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.events import Event
+from app.event_base import Event
 
 LOG_BATCH_NAMESPACE = uuid.UUID("6f1d3c2a-8e0b-4f7e-9d51-2b7a4c9e0f33")
 MAX_LINES = 10_000

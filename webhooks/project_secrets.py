@@ -2,7 +2,7 @@
 
 Secrets are not events: an event stays on its topic (and a refused one in the dlq) for as long as the topic
 keeps it, where every consumer can read it. So a project's secret is written straight into its row, the only
-writer of the secret columns, and `project.upserted` refuses secret fields (app/events.py). With
+writer of the secret columns, and `project.upserted` refuses secret fields (app/control_events.py). With
 `keep_previous` (the default) the secret it replaces stays valid for GITEA_SECRET_ROTATION_SECONDS, so the
 webhook in Gitea can be changed meanwhile. The answer carries no secret.
 """

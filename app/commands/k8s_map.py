@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.events import Event, parse_event
+from app.event_base import Event
+from app.events import parse_event
 
 ID_NAMESPACE = uuid.UUID("3b8f2a9e-6c1d-4f57-9e0a-7d4c2b1a5e60")
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from app import AiworkerError, jsonio, topics
 from app.commands.k8s_map import Obj, deployment_events, pod_events
-from app.events import Event
+from app.event_base import Event
 from app.settings import Settings
 from db.errors import Backoff, Health
 

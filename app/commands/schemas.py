@@ -1,6 +1,6 @@
 """`aiworker-events schemas`: JSON Schemas of every input event and transition, and an AsyncAPI document.
 
-Generated from the code (app/events.py, app/envelope.py, streams/cloudevents.py, the row dataclasses of
+Generated from the code (the event models of app/events.py, app/envelope.py, streams/cloudevents.py, the row dataclasses of
 streams/machines) into schemas/: events/<type>.json, transitions/<cloudevent type>.json, asyncapi.yaml, and the
 HTTP API's openapi.json (app/commands/openapi.py).
 tests/test_schemas.py fails when the committed files differ from what this module generates.
@@ -18,13 +18,14 @@ from pydantic import TypeAdapter
 
 from app import events, topics
 from app.envelope import GiteaEnvelope
+from app.event_base import Event
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 BASE = "https://aiworker.dev/schemas"
 Schema = dict[str, Any]
 
 
-def _models(union: Any) -> list[type[events.Event]]:
+def _models(union: Any) -> list[type[Event]]:
     inner = typing.get_args(union)[0]  # Annotated[Union[...], discriminator]
     return list(typing.get_args(inner))
 

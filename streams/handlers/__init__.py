@@ -3,8 +3,9 @@ their intents. One entry point, `handle`; the fold owns transactions, positions,
 
 from __future__ import annotations
 
+from app.agent_events import TaskQuestionAsked
+from app.control_events import DeploymentEvent, TaskQuestionAnswered
 from app.envelope import GiteaEnvelope
-from app.events import DeploymentEvent, TaskQuestionAnswered, TaskQuestionAsked
 from streams.handlers import deploy, gitea, questions
 from streams.handlers.common import Context, Handled
 from streams.handlers.effects import EFFECTS, apply_effects

@@ -7,7 +7,7 @@ rather than blocking the deployment.
 
 from __future__ import annotations
 
-from app.events import DeploymentEvent
+from app.control_events import DeploymentEvent
 from streams.handlers.common import Context, Handled, emit, missing
 from streams.machines import Changed, Refused
 from streams.machines import deployment as deployment_machine

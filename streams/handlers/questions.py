@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import TaskQuestionAnswered, TaskQuestionAsked
+from app.agent_events import TaskQuestionAsked
+from app.control_events import TaskQuestionAnswered
 from streams.handlers.common import Context, Handled, commit_all, missing
 from streams.machines import Changed, Outcome, Refused, Unchanged
 from streams.machines import question as question_machine

@@ -16,15 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.events import (
-    AgentError,
-    AgentEvent,
-    AgentHeartbeat,
-    AgentRegistered,
-    AgentStopped,
-    TaskReadyForReview,
-    TaskStarted,
-)
+from app.agent_events import AgentError, AgentHeartbeat, AgentRegistered, AgentStopped, TaskReadyForReview, TaskStarted
+from app.event_base import AgentEvent
 from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
 from streams.machines.domain import AgentStale, Input
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.events import DeploymentEvent
+from app.control_events import DeploymentEvent
 from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
 from streams.machines.domain import Input
 

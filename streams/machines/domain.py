@@ -2,7 +2,7 @@
 
 The Gitea mapping turns webhook deliveries into the `Gitea*` events; the deployment fan-out
 (`task_group.tasks_moved_by`) turns a completed deployment into `TaskDeployed` events; the stale-agent
-sweeper emits `AgentStale`. Each carries `id`, `type` and `time` like `app.events.Event`, so the fold
+sweeper emits `AgentStale`. Each carries `id`, `type` and `time` like `app.event_base.Event`, so the fold
 and `streams.cloudevents` treat them alike. Derive `id` from the cause (webhook delivery id, the
 deployment event id, ...) so that a replay produces the same ids and so the same downstream events.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from app.events import Event
+from app.event_base import Event
 
 Environment = Literal["preview", "staging", "production"]
 

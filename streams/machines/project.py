@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.events import Event, ProjectUpserted
+from app.control_events import ProjectUpserted
+from app.event_base import Event
 from streams.machines import Changed, Outcome, Unchanged, naive_utc
 
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from app.events import TaskQuestionAnswered, TaskQuestionAsked
+from app.agent_events import TaskQuestionAsked
+from app.control_events import TaskQuestionAnswered
 from streams.machines import Changed, Outcome, Refused, Unchanged, naive_utc
 from streams.machines.domain import Input
 

@@ -32,15 +32,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.events import (
-    TaskApproved,
-    TaskCancelled,
-    TaskCreated,
-    TaskQuestionAnswered,
-    TaskQuestionAsked,
-    TaskReadyForReview,
-    TaskStarted,
-)
+from app.agent_events import TaskQuestionAsked, TaskReadyForReview, TaskStarted
+from app.control_events import TaskApproved, TaskCancelled, TaskCreated, TaskQuestionAnswered
 from streams.machines import Changed, Outcome, Reclaim, Refused, Transition, Unchanged, naive_utc
 from streams.machines.agent import RECLAIMABLE
 from streams.machines.domain import (

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from app.events import DeploymentEvent, TaskGroupCreated
+from app.control_events import DeploymentEvent, TaskGroupCreated
 from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
 from streams.machines.deployment import DeploymentRow
 from streams.machines.domain import Input, TaskDeployed

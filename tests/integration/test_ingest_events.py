@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.events import LogBatch, parse_event
+from app.agent_events import LogBatch
+from app.events import parse_event
 from app.settings import Settings
 from tests.webhooks.ingest_helpers import read_raw, web_client
 from webhooks.auth import agent_token

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.agent_events import AgentRegistered, AgentStopped
 from app.commands.k8s_map import deployment_events, pod_events, rollout_state
-from app.events import AgentRegistered, AgentStopped, DeploymentEvent
+from app.control_events import DeploymentEvent
 from tests.k8s.objects import deployment, pod
 
 NOW = datetime(2026, 11, 22, 13, 0, tzinfo=UTC)

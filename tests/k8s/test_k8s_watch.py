@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.commands.k8s_watch import Watcher, api_client
-from app.events import Event
+from app.event_base import Event
 from app.settings import load_settings
 from tests.k8s.objects import deployment, pod
 

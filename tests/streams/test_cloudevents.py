@@ -47,7 +47,7 @@ def test_datetimes_and_the_rest_are_spelled_as_before() -> None:
 
 
 def test_a_reclaim_says_whom_the_task_was_taken_from() -> None:
-    from app.events import TaskStarted
+    from app.agent_events import TaskStarted
     from streams.machines import Reclaim, Transition
     from streams.machines.task import TaskRow
 

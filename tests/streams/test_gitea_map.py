@@ -331,7 +331,7 @@ def test_mutated_samples_never_crash(data: st.DataObject, sample: Sample, replac
 
 
 def test_an_issue_body_is_cut_to_what_the_description_column_holds() -> None:
-    from app.events import TEXT_BYTES
+    from app.event_base import TEXT_BYTES
 
     payload = json.loads(load_sample("issues__opened_aiworker").payload_bytes)
     payload["issue"]["body"] = "ü" * 1_000_000

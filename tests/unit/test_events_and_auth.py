@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.events import AGENT_TYPES, ALL_TYPES, CONTROL_TYPES, TaskCreated, TaskStarted, parse_event
+from app.agent_events import TaskStarted
+from app.control_events import TaskCreated
+from app.events import AGENT_TYPES, ALL_TYPES, CONTROL_TYPES, parse_event
 from streams.cloudevents import transition_event, transition_id
 from streams.machines import Transition
 from webhooks.auth import Caller, Unauthenticated, agent_mac, agent_token, authenticate, bearer
@@ -19,6 +21,20 @@ def test_unknown_fields_are_kept_and_the_key_follows_the_source() -> None:
     assert event.model_dump()["extra"] == 5
     assert event.routing_key() == "a1"
     assert event.source == "agent"
+
+
+def test_an_events_source_is_the_one_its_type_is_listed_under() -> None:
+    """`source` comes from the model's class (an AgentEvent is "agent"): the same split as AGENT_TYPES/CONTROL_TYPES."""
+    import typing
+
+    from app.events import AnyAgentEvent, AnyControlEvent
+
+    for union in (AnyAgentEvent, AnyControlEvent):
+        for model in typing.get_args(typing.get_args(union)[0]):
+            for name in typing.get_args(model.model_fields["type"].annotation):
+                expected = "agent" if name in AGENT_TYPES else "control"
+                assert model.model_construct(type=name).source == expected, name
+                assert name in (AGENT_TYPES if expected == "agent" else CONTROL_TYPES)
 
 
 def test_task_created_takes_its_id_from_the_event_when_absent() -> None:
@@ -132,7 +148,8 @@ def test_the_agent_token_command_prints_what_the_web_accepts(capsys: pytest.Capt
 def test_text_bound_for_a_text_column_is_limited_by_its_utf8_bytes() -> None:
     from pydantic import ValidationError
 
-    from app.events import TEXT_BYTES, parse_event
+    from app.event_base import TEXT_BYTES
+    from app.events import parse_event
 
     base = {"id": "e", "type": "task.created", "time": "2026-11-22T10:00:00Z", "task_id": "t", "project_id": "p", "title": "T"}
     assert parse_event(base | {"description": "€" * (TEXT_BYTES // 3)}).description is not None  # type: ignore[attr-defined]

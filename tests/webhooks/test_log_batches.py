@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import LogBatch, parse_event
+from app.agent_events import LogBatch
+from app.events import parse_event
 from webhooks import log_batches
 from webhooks.log_batches import pack
 

@@ -10,16 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.events import (
-    AgentError,
-    AgentHeartbeat,
-    AgentRegistered,
-    AgentStopped,
-    Log,
-    TaskCreated,
-    TaskReadyForReview,
-    TaskStarted,
-)
+from app.agent_events import AgentError, AgentHeartbeat, AgentRegistered, AgentStopped, Log, TaskReadyForReview, TaskStarted
+from app.control_events import TaskCreated
 from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
 from streams.machines.agent import STATES, AgentRow, apply, is_stale, mark_offline, stale_event
 from streams.machines.domain import AgentStale, Input

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.events import DeploymentEvent, TaskStarted
+from app.agent_events import TaskStarted
+from app.control_events import DeploymentEvent
 from streams.machines import Changed, Refused, Transition, Unchanged, naive_utc
 from streams.machines.deployment import STATES, DeploymentRow, apply, create
 

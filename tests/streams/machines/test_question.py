@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.events import TaskQuestionAnswered, TaskQuestionAsked, TaskStarted
+from app.agent_events import TaskQuestionAsked, TaskStarted
+from app.control_events import TaskQuestionAnswered
 from streams.machines import Changed, Refused, Unchanged, naive_utc
 from streams.machines import task as task_machine
 from streams.machines.question import QuestionRow, apply, pending_count

@@ -11,16 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from app.events import (
-    AgentHeartbeat,
-    TaskApproved,
-    TaskCancelled,
-    TaskCreated,
-    TaskQuestionAnswered,
-    TaskQuestionAsked,
-    TaskReadyForReview,
-    TaskStarted,
-)
+from app.agent_events import AgentHeartbeat, TaskQuestionAsked, TaskReadyForReview, TaskStarted
+from app.control_events import TaskApproved, TaskCancelled, TaskCreated, TaskQuestionAnswered
 from streams.machines import Changed, Outcome, Reclaim, Refused, Transition, Unchanged, naive_utc
 from streams.machines.agent import STATES as AGENT_STATES
 from streams.machines.domain import (

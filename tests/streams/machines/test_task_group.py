@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.events import DeploymentEvent, TaskGroupCreated
+from app.control_events import DeploymentEvent, TaskGroupCreated
 from streams.machines import Changed, Refused, Transition, Unchanged, naive_utc
 from streams.machines import deployment as deployment_machine
 from streams.machines import task as task_machine
