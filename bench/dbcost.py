@@ -110,7 +110,7 @@ def records(topic: str, batch: int, at: datetime, offset: int) -> list[Any]:
 
 
 async def fold_profile(url: str, granularity: int) -> tuple[Timings, float]:
-    import streams.fold as fold_module
+    import streams.fold_transaction as fold_module  # its transactions open the DictCursor the profile times
     from app import topics
     from app.settings import load_settings
     from db import fold_store

@@ -5,7 +5,7 @@ initializing → idle ⇄ busy by heartbeats (from any status, offline and error
 agent.stopped, or no heartbeat received for `OFFLINE_AFTER_SECONDS` → offline; agent.registered of a known
 agent → initializing again with restarts_count + 1. Every event of an unregistered agent is refused.
 Timestamps are event times (the agent's clock), except `last_seen_at`: when the newest heartbeat was received, by
-the ingest clock (set by the fold, streams/fold.py). Staleness compares `last_seen_at` with the sweeper's "now",
+the ingest clock (set by the fold, streams/fold_transaction.py). Staleness compares `last_seen_at` with the sweeper's "now",
 the ingest clock too (streams/sweeper.py), never the agent's clock with the worker's.
 """
 

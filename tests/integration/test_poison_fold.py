@@ -18,8 +18,9 @@ from app.envelope import GiteaEnvelope
 from app.settings import Settings
 from db.errors import HOLD_AFTER, Backoff, Health, HeldError, until_done
 from db.pool import create_pool
-from streams.fold import Fold, FoldStats
+from streams.fold import Fold
 from streams.gitea_map import task_id_for_issue
+from streams.outcomes import FoldStats
 from streams.parking import WorkItem
 from tests.gitea_samples import load_sample
 from tests.harness import WorkerProcess, eventually, fetch_all, produce, read_topic
