@@ -9,7 +9,7 @@ is stored once (migrations/006_log_ids.sql; the key costs each insert one index 
 is unknown keep their task id in metadata (`task_id`) with a NULL column, so an early line never blocks or dead-letters.
 
 An agent speaks only for its own work: a line about a task assigned to another agent is refused
-(`task.not_assignee`), the record's other lines are stored, and the refused lines go to the dlq as one
+(`task_assignee.not_assignee`), the record's other lines are stored, and the refused lines go to the dlq as one
 record (a `log.batch` of just those lines, so a replay re-drives only them) with the reason. A line about a
 task that has no assignee (backlog) is stored: an agent's own task.started reaches its task on another path
 (the task's partition) than its logs (the agent's), so its first lines may be folded before it. For the same
@@ -29,7 +29,8 @@ from app.agent_events import Log, LogBatch
 from db import fold_store
 from streams.cloudevents import dumps
 from streams.machines import epoch_second
-from streams.machines.task import TaskRow, not_assignee
+from streams.machines.task import TaskRow
+from streams.machines.task_assignee import not_assignee
 from streams.parking import WorkItem
 from streams.route import Source
 from streams.uow import UnitOfWork

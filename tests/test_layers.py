@@ -2,7 +2,8 @@
 
 db/ imports nothing of the project; the shared contract in app/ imports only itself and db/; streams/ and
 webhooks/ import neither each other's internals (but for the console naming the router's group) nor the commands;
-and no module imports, at load time, a module that imports it back (no cycles)."""
+no module imports, at load time, a module that imports it back (no cycles); and the state machines import only
+pure standard modules, the event models and each other (no I/O)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,26 @@ def test_no_module_imports_itself_back_at_load_time() -> None:
         if module not in state:
             walk(module, [module])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+MACHINE_IMPORTS = frozenset({
+    "__future__", "collections", "dataclasses", "datetime", "math", "typing", "uuid",
+    "app.event_base", "app.agent_events", "app.control_events", "app.events", "streams.machines",
+})  # fmt: skip
+"""What the pure state machines (streams/machines/) may import: pure standard modules, the event models, each other."""
+
+
+def test_the_machines_import_no_io() -> None:
+    wrong = []
+    for path in sorted((ROOT / "streams" / "machines").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                if not any(name == allowed or name.startswith(allowed + ".") for allowed in MACHINE_IMPORTS):
+                    wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not wrong, "the machines are pure (docs/architecture.md), no I/O:\n" + "\n".join(wrong)

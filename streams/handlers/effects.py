@@ -13,6 +13,7 @@ from streams.machines import project as project_machine
 from streams.machines import task as task_machine
 from streams.machines import task_group as group_machine
 from streams.machines.domain import Input
+from streams.machines.task_assignee import holder_to_ask
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ def _project_apply(row: Any, event: Input) -> Outcome[Any]:
 
 async def _assignee_status(ctx: Context, row: Any, event: Input) -> dict[str, Any]:
     """task.started on a task another agent holds: that agent's status (a reclaim needs it offline or in error)."""
-    holder = task_machine.holder_to_ask(row, event)
+    holder = holder_to_ask(row, event)
     if holder is None:
         return {}
     agent = await ctx.uow.get("agents", holder)

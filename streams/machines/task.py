@@ -3,11 +3,9 @@
 backlog → in_progress → needs_input ⇄ in_progress → ready_to_test → approved → staging → production;
 ready_to_test → in_progress on a rejected review; anything but production → cancelled.
 
-An agent speaks only for its own work. task.started on an in_progress/needs_input task that another agent holds
-is refused unless that agent is offline or in error (`agent.RECLAIMABLE`): then it is a reclaim (assignee and
-assigned_at change, state and started_at stay), and its transition, to the same state, carries `reclaimed_from`.
-task.question_asked and task.ready_for_review from another agent than the assignee (or on a started task with no
-assignee) are refused, naming both agents and the task (`not_assignee`; streams/logs.py applies it to log lines).
+An agent speaks only for its own work: which agent may start, reclaim, ask or submit a task is
+streams/machines/task_assignee.py's (a take-over of a task another live agent holds is refused, of one an offline or
+failed agent holds is a reclaim: assignee and assigned_at change, state and started_at stay).
 
 Where the contract is silent: a question asked while needs_input changes nothing (the question row
 is new); an answer never refuses (it only resumes a needs_input task with nothing pending); a PR opened records
@@ -20,9 +18,8 @@ needs_input); a deployment of a cancelled task, or of a stage the task passed al
 Context the caller passes (a TypeError when it is needed and missing; ignored otherwise):
 - `pending_questions` with `task.question_answered`: the task's questions still pending once this answer is
   recorded (see `question.py`).
-- `assignee_status` with `task.started` on a task another agent holds (`holder_to_ask`): that agent's status. The
-  agent row is ordered by its agent, not by the task: the verdict is what that row said when the task's event was
-  folded (the transition records it), not a function of the task's own events alone.
+- `assignee_status` with `task.started` on a task another agent holds (`task_assignee.holder_to_ask`): that
+  agent's status (task_assignee.py says why it is the caller's to give).
 Every timestamp is the event's time (`naive_utc(event.time)`), so a replay writes identical rows.
 """
 
@@ -34,8 +31,7 @@ from typing import Any
 
 from app.agent_events import TaskQuestionAsked, TaskReadyForReview, TaskStarted
 from app.control_events import TaskApproved, TaskCancelled, TaskCreated, TaskQuestionAnswered
-from streams.machines import Changed, Outcome, Reclaim, Refused, Transition, Unchanged, naive_utc
-from streams.machines.agent import RECLAIMABLE
+from streams.machines import Changed, Outcome, Refused, Transition, Unchanged, naive_utc
 from streams.machines.domain import (
     GiteaIssueClosed,
     GiteaIssueOpened,
@@ -45,6 +41,7 @@ from streams.machines.domain import (
     Input,
     TaskDeployed,
 )
+from streams.machines.task_assignee import take_over, wrong_agent
 
 STATES = (
     "backlog", "in_progress", "needs_input", "ready_to_test", "approved", "staging", "production", "cancelled",
@@ -161,60 +158,22 @@ def apply(
     return Unchanged(f"{event.type} does not change tasks")
 
 
-def holder_to_ask(row: TaskRow | None, event: Input) -> str | None:
-    """The agent whose status `apply` needs for `event` (task.started on a task another agent holds), or None."""
-    if not isinstance(event, TaskStarted) or row is None or row.state not in ("in_progress", "needs_input"):
-        return None
-    holder = row.assigned_agent_id
-    return holder if holder is not None and holder != event.agent_id else None
-
-
 def _started(row: TaskRow, event: TaskStarted, at: datetime, holder_status: str | None) -> Outcome[TaskRow]:
     if row.state == "backlog":
         assigned = {"assigned_agent_id": event.agent_id, "assigned_at": at, "started_at": row.started_at or at}
         return _move(row, "in_progress", at, **assigned)
     if row.state not in ("in_progress", "needs_input"):
         return _needs(row, event, "a backlog")
-    holder = row.assigned_agent_id
-    if holder == event.agent_id:
-        return Unchanged(f"task {row.id} was started by agent {event.agent_id} already")
-    reclaim = None
-    if holder is not None:  # (None: its agent row was deleted, so nobody holds it)
-        if holder_status is None:
-            raise TypeError("task.apply needs assignee_status for task.started on a task another agent holds")
-        if holder_status not in RECLAIMABLE:
-            return Refused(
-                f"task {row.id} is {row.state} with agent {holder}, which is {holder_status}; agent {event.agent_id} "
-                f"may take it over only once agent {holder} is {' or '.join(RECLAIMABLE)}"
-            )
-        reclaim = Reclaim(holder, holder_status)
-    # A reclaim: the new agent holds the task in the state it was in; started_at is kept.
+    reclaim = take_over(row, event, holder_status)
+    if isinstance(reclaim, Unchanged | Refused):
+        return reclaim
+    # Taken over (a reclaim, or nobody held it): the new agent holds the task in the state it was in; started_at is kept.
     after = replace(row, assigned_agent_id=event.agent_id, assigned_at=at, updated_at=at)
     return Changed(after, (Transition("task", row.id, row.state, row.state, reclaim),))
 
 
-def not_assignee(task_id: str, assignee: str | None, agent_id: str, what: str) -> str | None:
-    """Why agent `agent_id` may not send `what` about a task whose assignee is `assignee` (another agent), or None."""
-    if assignee is None or assignee == agent_id:
-        return None
-    who = f"agent {agent_id} is not the assignee of task {task_id} (agent {assignee} is)"
-    return f"{who}; {what} about a task comes only from its assignee"
-
-
-def _wrong_agent(row: TaskRow, event: TaskQuestionAsked | TaskReadyForReview) -> Refused | None:
-    if row.state == "backlog":
-        return None  # the state's own refusal says more: the task is not started
-    if row.assigned_agent_id is None:
-        return Refused(
-            f"task {row.id} is {row.state} with no assigned agent; {event.type} from agent {event.agent_id} is refused "
-            "(the agent takes the task with task.started first)"
-        )
-    why = not_assignee(row.id, row.assigned_agent_id, event.agent_id, event.type)
-    return Refused(why) if why is not None else None
-
-
 def _question_asked(row: TaskRow, event: TaskQuestionAsked) -> Outcome[TaskRow]:
-    if (wrong := _wrong_agent(row, event)) is not None:
+    if (wrong := wrong_agent(row, event)) is not None:
         return wrong
     if row.state == "needs_input":
         # One more question while the task waits already: the question row is new, the task stays.
@@ -235,7 +194,7 @@ def _question_answered(row: TaskRow, at: datetime, pending: int) -> Outcome[Task
 
 
 def _ready_for_review(row: TaskRow, event: TaskReadyForReview, at: datetime) -> Outcome[TaskRow]:
-    if (wrong := _wrong_agent(row, event)) is not None:
+    if (wrong := wrong_agent(row, event)) is not None:
         return wrong
     given = {
         "branch_name": event.branch_name, "pr_number": event.pr_number, "pr_url": event.pr_url,

@@ -24,7 +24,8 @@ from streams.machines.domain import (
     Input,
     TaskDeployed,
 )
-from streams.machines.task import STATES, TaskRow, apply, holder_to_ask, not_assignee
+from streams.machines.task import STATES, TaskRow, apply
+from streams.machines.task_assignee import holder_to_ask, not_assignee
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
