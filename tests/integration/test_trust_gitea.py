@@ -98,6 +98,29 @@ async def task_ready_to_test(client: TestClient[Any, Any], settings: Settings, p
     return task_id, branch
 
 
+async def rejected_then_resubmitted(
+    client: TestClient[Any, Any], settings: Settings, pool: Any, owner: Tenant, task_id: str, rejected: bytes
+) -> None:
+    """The rejected review `rejected`, signed with its own headers, sends the task back to in_progress; its agent
+    resubmits (task.ready_for_review) and the task is ready_to_test again."""
+    response = await client.post(f"/webhooks/gitea/{owner.project_id}", data=rejected,
+                                 headers=headers("rejected", rejected, owner.secret))  # fmt: skip
+    assert response.status == 202, await response.text()
+
+    async def sent_back() -> bool:
+        return await state(pool, task_id) == "in_progress"
+
+    await eventually(sent_back, what="the rejected review")
+    [row] = await fetch_all(pool, "SELECT assigned_agent_id FROM tasks WHERE id = %s", [task_id])
+    await post_events(client, settings, {"id": f"f2-{task_id}", "type": "task.ready_for_review", "time": T0,
+                                         "agent_id": row["assigned_agent_id"], "task_id": task_id})  # fmt: skip
+
+    async def ready_again() -> bool:
+        return await state(pool, task_id) == "ready_to_test"
+
+    await eventually(ready_again, what="the task ready again")
+
+
 async def test_a_tenant_with_its_own_secret_cannot_approve_another_tenants_task(
     settings: Settings, pool: Any, worker: WorkerProcess
 ) -> None:
@@ -169,21 +192,7 @@ async def test_the_verdict_comes_from_the_signed_payload_and_a_replay_changes_no
         assert "review.type" in dead["reason"] and "pull_request_review_rejected" in dead["reason"], dead["reason"]
 
         # the same rejected review with its own headers sends the task back; the same bytes again change nothing
-        response = await client.post(url, data=rejected, headers=headers("rejected", rejected, owner.secret))
-        assert response.status == 202
-
-        async def sent_back() -> bool:
-            return await state(pool, task_id) == "in_progress"
-
-        await eventually(sent_back, what="the rejected review")
-        agent = (await fetch_all(pool, "SELECT assigned_agent_id FROM tasks WHERE id = %s", [task_id]))[0]
-        await post_events(client, settings, {"id": f"f2-{task_id}", "type": "task.ready_for_review", "time": T0,
-                                             "agent_id": agent["assigned_agent_id"], "task_id": task_id})  # fmt: skip
-
-        async def ready_again() -> bool:
-            return await state(pool, task_id) == "ready_to_test"
-
-        await eventually(ready_again, what="the task ready again")
+        await rejected_then_resubmitted(client, settings, pool, owner, task_id, rejected)
         replay = headers("rejected", rejected, owner.secret, delivery=str(uuid.uuid4()))  # Gitea's "redeliver"
         response = await client.post(url, data=rejected, headers=replay)
         assert response.status == 202

@@ -12,8 +12,8 @@ import uuid
 from typing import Any
 
 from app.settings import Settings
-from tests.harness import WorkerProcess, eventually, fetch_all, fold_caught_up
-from tests.integration.test_trust_gitea import T0, headers, post_events, review, state, task_ready_to_test, tenant
+from tests.harness import WorkerProcess, fold_caught_up
+from tests.integration.test_trust_gitea import headers, rejected_then_resubmitted, review, state, task_ready_to_test, tenant
 from tests.webhooks.ingest_helpers import web_client
 
 
@@ -25,21 +25,7 @@ async def test_an_old_rejection_under_another_event_name_does_not_send_the_task_
     async with web_client(settings) as client:
         task_id, branch = await task_ready_to_test(client, settings, pool, owner)
         rejected = review("rejected", owner.repository(), branch)
-        response = await client.post(url, data=rejected, headers=headers("rejected", rejected, owner.secret))
-        assert response.status == 202, await response.text()
-
-        async def sent_back() -> bool:
-            return await state(pool, task_id) == "in_progress"
-
-        await eventually(sent_back, what="the rejected review")
-        [row] = await fetch_all(pool, "SELECT assigned_agent_id FROM tasks WHERE id = %s", [task_id])
-        await post_events(client, settings, {"id": f"f2-{task_id}", "type": "task.ready_for_review", "time": T0,
-                                             "agent_id": row["assigned_agent_id"], "task_id": task_id})  # fmt: skip
-
-        async def ready_again() -> bool:
-            return await state(pool, task_id) == "ready_to_test"
-
-        await eventually(ready_again, what="the task ready again")
+        await rejected_then_resubmitted(client, settings, pool, owner, task_id, rejected)
         signed = headers("rejected", rejected, owner.secret)
         family = {**signed, "X-Gitea-Event-Type": "pull_request", "X-Gitea-Event": "pull_request"}
         grouped = {k: v for k, v in signed.items() if k != "X-Gitea-Event-Type"}  # X-Gitea-Event: pull_request_rejected
