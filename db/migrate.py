@@ -168,7 +168,8 @@ async def migrate(
     log: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Apply the pending migrations of `directory` (default: the `migrations` package) to the
-    database of `url`; return the names applied, in order (empty when up to date)."""
+    database of `url`; return the names applied, in order (empty when up to date). `log` hears the progress
+    (each file as it is applied); the summary is the caller's to give, from the names returned."""
     directory = directory or default_directory()
     say = log or (lambda _message: None)
     database = parse_database_url(url).database
@@ -230,7 +231,6 @@ async def _migrate_locked(
             continue
         await _apply(conn, migration, log)
         done.append(migration.name)
-    log(f"applied {len(done)} migration(s)" if done else "database is up to date")
     return done
 
 

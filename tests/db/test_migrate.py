@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +155,20 @@ async def test_migrate_applies_all_and_records_checksums(fresh_db_url: str) -> N
         assert checksum == hashlib.sha256((default_directory() / name).read_bytes()).hexdigest()
         assert applied_at is not None
     assert await migrate(fresh_db_url) == []
+
+
+async def test_the_migrate_command_says_what_it_applied_once(fresh_db_url: str) -> None:
+    """One summary line (stdout) per run, not a second one logged by the runner (stderr has its progress only)."""
+
+    def run() -> list[str]:
+        env = {**os.environ, "AIWORKER_DATABASE_URL": fresh_db_url}
+        done = subprocess.run([sys.executable, "-m", "app", "migrate"], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        assert all("applying" in line for line in done.stderr.splitlines()), done.stderr
+        return done.stdout.splitlines()
+
+    assert await asyncio.to_thread(run) == [f"applied {len(MIGRATIONS)} migration(s): {', '.join(MIGRATIONS)}"]
+    assert await asyncio.to_thread(run) == ["applied 0 migration(s): none pending"]
 
 
 async def test_concurrent_migrations_apply_once(fresh_db_url: str) -> None:
