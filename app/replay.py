@@ -1,11 +1,13 @@
-"""`aiworker-events replay`: re-drive dead-lettered records after a fix (its command line: app/commands/replay_cli.py).
+"""The dlq re-drive of `aiworker-events replay` (its command line: app/commands/replay_cli.py) and of the console's
+re-drive jobs (webhooks/console/jobs.py): dead-lettered records back onto their source topic after a fix.
 
 Reads <prefix>dlq up to its end at start-up, keeps the records that match the filters, and produces
 each original value with its original key onto its source topic (acks=all). Progress is committed
 to a consumer group of the tool after every re-produced batch, so an interrupted run resumes where
 it stopped (the default group is derived from the filters; --from-start ignores it). Re-driving a
 record twice applies it once: the fold de-duplicates by event id. --dry-run folds the candidates in
-a transaction that is rolled back and prints what each would do.
+a transaction that is rolled back and prints what each would do: that runs the worker's fold, so the command
+passes it in (`dry_fold`, app/commands/replay_dry.py); the console does not dry-run.
 
 A dlq record of a big original carries only its start (`truncated`): the original is re-read from its
 source position and re-driven only when its sha256 matches; when it is gone (retention) or differs, the
@@ -18,7 +20,7 @@ import asyncio
 import dataclasses
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,16 +30,29 @@ from aiokafka.structs import OffsetAndMetadata
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app import AiworkerError, jsonio, topics
-from app.commands.replay_dry import DryOutcome, dry_run, forget_refusals, refused_marker_column
+from app import AiworkerError, topics
 from app.producer import kafka_producer
-from app.replay_records import DlqEntry, DlqFormatError, Filters, parse_dlq_record
+from app.replay_records import DlqEntry, DlqFormatError, Filters, event_of, parse_dlq_record
 from app.settings import Settings
 from db.pool import create_pool
+from db.replay import forget_refusals, refused_marker_column
 
 
 class ReplayError(AiworkerError):
     """The replay could not go on (broker or database unreachable, bad filter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DryOutcome:
+    """What re-driving a dlq entry would do now, as the dry run found by folding it."""
+
+    entry: DlqEntry
+    verdict: str  # applies | unchanged | duplicate | refused | ignored
+    detail: str
+
+
+DryFold = Callable[[Settings, Any, Sequence[DlqEntry]], Awaitable[list[DryOutcome]]]
+"""Folds entries in a transaction it rolls back (settings, pool, entries): app/commands/replay_dry.py `dry_run`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +90,13 @@ class ReplayCounts:
 
 
 class Replayer:
-    def __init__(self, settings: Settings, bootstrap: str, options: ReplayOptions, console: Console) -> None:
+    def __init__(
+        self, settings: Settings, bootstrap: str, options: ReplayOptions, console: Console, dry_fold: DryFold | None = None
+    ) -> None:
+        if options.dry_run and dry_fold is None:
+            raise ReplayError("a dry run folds the records: pass the fold's dry run (app/commands/replay_dry.py dry_run)")
         self.settings = settings
+        self.dry_fold = dry_fold
         self.bootstrap = bootstrap
         self.options = options
         self.console = console
@@ -126,7 +146,7 @@ class Replayer:
                         soft_wrap=True, markup=False,
                     )  # fmt: skip
                     continue
-                event = _event_of(original.value)
+                event = event_of(original.value)
                 whole.append(dataclasses.replace(entry, key=original.key, value=original.value, event=event, truncated=False))
         finally:
             await consumer.stop()
@@ -148,8 +168,8 @@ class Replayer:
         entries = await self._originals(entries)
         if not entries:
             return
-        if self.options.dry_run:
-            for outcome in await dry_run(self.settings, pool, entries):
+        if self.dry_fold is not None and self.options.dry_run:
+            for outcome in await self.dry_fold(self.settings, pool, entries):
                 self._print_outcome(outcome)
             return
         async with pool.acquire() as conn:  # type: ignore[attr-defined]
@@ -271,11 +291,3 @@ class Replayer:
                 if entry is not None:
                     entries.append(entry)
         return entries, commits
-
-
-def _event_of(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        event = jsonio.loads(value or b"", max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
-    except jsonio.JsonError:
-        return None
-    return event if isinstance(event, dict) else None

@@ -105,10 +105,6 @@ def parse_dlq_record(partition: int, offset: int, timestamp_ms: int, value: byte
     digest = body.get("value_sha256")
     if truncated and not isinstance(digest, str):
         raise DlqFormatError("truncated, but no value_sha256")
-    try:
-        event = jsonio.loads(original, max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
-    except jsonio.JsonError:
-        event = None
     return DlqEntry(
         dlq_partition=partition,
         dlq_offset=offset,
@@ -120,10 +116,19 @@ def parse_dlq_record(partition: int, offset: int, timestamp_ms: int, value: byte
         offset=int(source.get("offset", -1)),
         key=key.encode("utf-8") if isinstance(key, str) else None,
         value=original,
-        event=event if isinstance(event, dict) else None,
+        event=event_of(original),
         truncated=truncated,
         value_sha256=digest if isinstance(digest, str) else None,
     )
+
+
+def event_of(value: bytes | None) -> dict[str, Any] | None:
+    """The JSON object of an original record (decoded as the fold decodes it), or None when it is none."""
+    try:
+        event = jsonio.loads(value or b"", max_depth=jsonio.MAX_DEPTH + jsonio.BATCH_DEPTH)
+    except jsonio.JsonError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def parse_time(text: str) -> datetime:

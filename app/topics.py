@@ -5,11 +5,16 @@ every topic is made with `max.message.bytes` = that + TOPIC_HEADROOM (room for t
 and the record batch's headers), so that whatever the door accepts every topic takes. Topics this service does
 not create (Strimzi, deploy/k8s) declare the same value; `check_topic_limits` tells at start-up when a topic
 takes less, instead of the broker refusing records one by one later.
+
+Also the names the worker puts on its topics that others read: the router's consumer group (the console shows its
+lag) and the scopes of an event routed in two halves, with the id each half is de-duplicated and parked by (the
+trace finds a parked half by it). Their meaning is the worker's (streams/route.py, streams/router.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -38,6 +43,9 @@ INTERNAL_TOPICS = (FOLD_TASKS,)
 ALL_TOPICS = INPUT_TOPICS + OUTPUT_TOPICS + INTERNAL_TOPICS
 TOPIC_HEADROOM = 64 * 1024
 KAFKA_DEFAULT_MESSAGE_BYTES = 1048588  # Kafka's message.max.bytes when a topic does not set its own
+TASK_SCOPE, AGENT_SCOPE = "task", "agent"
+SCOPES = frozenset({TASK_SCOPE, AGENT_SCOPE})
+"""The halves of an event the router sends twice onto fold.tasks (a frame's `"s"`, streams/route.py)."""
 
 
 class TopicError(AiworkerError):
@@ -54,6 +62,19 @@ class TopicSpec:
     partitions: int
     replication: int
     configs: dict[str, str]
+
+
+def router_group(settings: Settings) -> str:
+    """The router's consumer group on the input topics, and the consumer its positions are stored under."""
+    return f"{settings.worker_id}.router"
+
+
+def scoped_id(event_id: str, scope: str | None) -> str:
+    """The id a half is de-duplicated and parked by: the event id for the task half (and a whole event)."""
+    if scope is None or scope == TASK_SCOPE:
+        return event_id
+    scoped = f"{event_id}|{scope}"
+    return scoped if len(scoped) <= 191 else "sha256:" + hashlib.sha256(scoped.encode()).hexdigest()
 
 
 def topic_message_bytes(settings: Settings) -> int:

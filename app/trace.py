@@ -1,24 +1,22 @@
-"""`aiworker-events trace <event id | Gitea delivery id | task id | agent id>`: what the system knows, in order.
+"""What the system knows of an event, a Gitea delivery, a task or an agent, in order: read by `aiworker-events trace`
+(its timeline and --json: app/commands/trace_cli.py) and by the console's task page (webhooks/console/views.py).
 
 For every event the key names (or that changed the entity it names): where each of its records came in (topic,
 partition, offset, the broker's time), what the fold did with it (applied, unchanged, ignored, refused, invalid,
 duplicate, parked, expired; with the reason), the transitions it caused (id, entity, from -> to, published or
 still in the outbox) and its dlq records. From the fold's trace rows (migrations/008_trace.sql, kept
-TRACE_RETENTION_SECONDS), the outbox and parked_events: the database only, indexed lookups. `--json` for scripts.
+TRACE_RETENTION_SECONDS), the outbox and parked_events: the database only, indexed lookups.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from asyncmy.cursors import DictCursor
 
-from app.settings import Settings
+from app import topics
 from db import trace as sql
 from db.pool import connect
 
@@ -91,12 +89,11 @@ async def collect_on(conn: Any, key: str, limit: int = LIMIT) -> Trace:
 
 
 def _parked_id(record: dict[str, Any]) -> str:
-    from streams.route import scoped_id
-
-    return scoped_id(str(record["event_id"]), record["scope"])
+    return topics.scoped_id(str(record["event_id"]), record["scope"])
 
 
-def _time(value: Any) -> str | None:
+def time_text(value: Any) -> str | None:
+    """A time of the trace as its timeline and --json show it (UTC, to the millisecond)."""
     return value.isoformat(sep=" ", timespec="milliseconds") if isinstance(value, datetime) else None
 
 
@@ -107,7 +104,7 @@ def as_json(found: Trace) -> dict[str, Any]:
         records = [
             {
                 "topic": r["source_topic"], "partition": r["source_partition"], "offset": r["source_offset"],
-                "scope": r["scope"], "received_at": _time(r["received_at"]), "folded_at": _time(r["folded_at"]),
+                "scope": r["scope"], "received_at": time_text(r["received_at"]), "folded_at": time_text(r["folded_at"]),
                 "outcome": r["outcome"], "reason": r["reason"], "still_parked": r["still_parked"],
                 "dlq": {"id": r["dlq_id"], "published": not r["waiting"]} if r["dlq_id"] else None,
             }
@@ -116,63 +113,9 @@ def as_json(found: Trace) -> dict[str, Any]:
         transitions = [
             {
                 "id": t["transition_id"], "entity": t["entity"], "entity_id": t["entity_id"], "from": t["from_state"],
-                "to": t["to_state"], "folded_at": _time(t["folded_at"]), "published": not t["waiting"],
+                "to": t["to_state"], "folded_at": time_text(t["folded_at"]), "published": not t["waiting"],
             }
             for t in event.transitions
         ]  # fmt: skip
         events.append({**event.describe(), "records": records, "transitions": transitions})
     return {"query": found.key, "events": events, "truncated": found.truncated}
-
-
-def render(found: Trace) -> str:
-    """The timeline a person reads."""
-    records = sum(len(e.records) for e in found.events)
-    transitions = sum(len(e.transitions) for e in found.events)
-    lines = [f"trace of {found.key}: {len(found.events)} event(s), {records} record(s), {transitions} transition(s)"]
-    if found.truncated:
-        lines.append(f"(only the newest {found.limit} records per lookup: pass --limit for more)")
-    for event in found.events:
-        about = event.describe()
-        head = f"{event.event_id or '(undecodable record)'} {about['type'] or ''}".rstrip()
-        extra = [f"{n.replace('_id', '')} {about[n]}" for n in ("delivery_id", "task_id", "agent_id") if about[n]]
-        if about["origin"]:
-            extra.append(f"origin {about['origin']}")
-        if not event.records:
-            extra.append("no record of its own kept: the sweeper's, or older than the retention")
-        lines += ["", head + (f"  ({', '.join(extra)})" if extra else "")]
-        for r in event.records:
-            where = f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}"
-            half = f" ({r['scope']} half)" if r["scope"] else ""
-            lines.append(f"  {_time(r['received_at']) or '?':23}  received    {where}{half}")
-            what = r["outcome"] + (f": {r['reason']}" if r["reason"] else "")
-            if r["still_parked"]:
-                what += " (still waiting)"
-            lines.append(f"  {_time(r['folded_at']):23}  {'folded':10}  {what}")
-            if r["dlq_id"]:
-                lines.append(f"  {'':23}  {'dlq':10}  {r['dlq_id']} ({'in the outbox' if r['waiting'] else 'published'})")
-        for t in event.transitions:
-            change = f"{t['from_state'] or '(new)'} -> {t['to_state']}"
-            state = "in the outbox" if t["waiting"] else "published"
-            what = f"{t['transition_id']}  {t['entity']} {t['entity_id']}: {change} ({state})"
-            lines.append(f"  {_time(t['folded_at']):23}  transition  {what}")
-    return "\n".join(lines)
-
-
-def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("key", metavar="ID", help="an event id, a Gitea delivery id, a task id or an agent id")
-    parser.add_argument("--json", action="store_true", help="print a JSON document instead of the timeline")
-    parser.add_argument("--limit", type=int, default=LIMIT, help=f"newest records per lookup (default {LIMIT})")
-
-
-def run_trace(settings: Settings, args: argparse.Namespace) -> int:
-    found = asyncio.run(collect(settings.database_url.get_secret_value(), args.key, max(1, args.limit)))
-    if args.json:
-        print(json.dumps(as_json(found), indent=2, ensure_ascii=False))
-    elif found.events:
-        print(render(found))
-    else:
-        print(
-            f"nothing known about {args.key}: no event, Gitea delivery, task or agent of that id was folded in the last "
-            f"{settings.trace_retention_seconds}s (AIWORKER_TRACE_RETENTION_SECONDS), or it is still on its way"
-        )
-    return 0 if found.events else 1

@@ -170,10 +170,9 @@ async def drive(run: Run, directory: Path) -> None:
     from app import topics
     from app.commands.broker import EmbeddedBroker
     from app.settings import load_settings
-    from app.topics import ensure_topics
+    from app.topics import ensure_topics, router_group
     from db.migrate import drop_database, migrate
     from db.pool import create_pool
-    from streams.router import router_group
     from tests.harness import WebProcess
 
     args = run.args

@@ -22,6 +22,7 @@ from app.agent_events import Log, LogBatch
 from app.envelope import GiteaEnvelope
 from app.event_base import Event
 from app.settings import Settings
+from app.topics import scoped_id
 from db import fold_store
 from streams import StreamsError, liveness
 from streams import decode as decoding
@@ -30,7 +31,7 @@ from streams.intake import ConsumedRecord, Intake
 from streams.logs import LogWriter
 from streams.outcomes import FoldStats, Refusal, label_of
 from streams.parking import Parking, Wait, WorkItem
-from streams.route import Source, scoped_id, source_order
+from streams.route import Source, source_order
 from streams.tracing import outcome_row
 from streams.uow import UnitOfWork
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.topics import scoped_id
 from db import parking as sql
 from streams.decode import Decoded
-from streams.route import Source, scoped_id
+from streams.route import Source
 from streams.uow import UnitOfWork
 
 Wait = tuple[str, str]

@@ -32,7 +32,6 @@ heartbeats and log batches, the bulk of the traffic, are not produced and consum
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import re
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app import jsonio, topics
+from app.topics import AGENT_SCOPE, SCOPES, TASK_SCOPE
 from streams import gitea_intents as gi
 from streams import gitea_map
 
@@ -49,8 +49,6 @@ LOG_TYPES = frozenset({"log", "log.batch"})
 AGENT_ONLY = frozenset({"agent.registered", "agent.heartbeat", "agent.error", "agent.stopped"})
 SPLIT = frozenset({"task.started", "task.ready_for_review"})
 """Event types that change a task row and an agent row: routed as a task half and an agent half."""
-TASK_SCOPE, AGENT_SCOPE = "task", "agent"
-SCOPES = frozenset({TASK_SCOPE, AGENT_SCOPE})
 WHOLE = "whole"
 """`direct_part`: the fold reads the whole record straight from agent.events."""
 
@@ -70,14 +68,6 @@ class Source:
     """When the record was produced (broker CreateTime, seconds): orders records across partitions in a batch."""
     scope: str | None = None
     """Which effects of the event this record applies (a half, see the module docstring); None: all of them."""
-
-
-def scoped_id(event_id: str, scope: str | None) -> str:
-    """The id a half is de-duplicated and parked by: the event id for the task half (and a whole event)."""
-    if scope is None or scope == TASK_SCOPE:
-        return event_id
-    scoped = f"{event_id}|{scope}"
-    return scoped if len(scoped) <= 191 else "sha256:" + hashlib.sha256(scoped.encode()).hexdigest()
 
 
 def frame(source: Source, scope: str | None = None) -> bytes:

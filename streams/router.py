@@ -56,16 +56,11 @@ RECORD_OVERHEAD = 1024
 """Bytes a produce request adds around one record's key and value (batch and record headers), with room to spare."""
 
 
-def router_group(settings: Settings) -> str:
-    """The router's consumer group, and the consumer its positions are stored under."""
-    return f"{settings.worker_id}.router"
-
-
 class Router:
     def __init__(self, pool: Any, settings: Settings, send: Send) -> None:
         self.pool = pool
         self.send = send
-        self.consumer = router_group(settings)
+        self.consumer = topics.router_group(settings)
         self.target = settings.topic(topics.FOLD_TASKS)
         self.dlq_topic = settings.topic(topics.DLQ)
         self.record_trace = settings.trace_retention_seconds > 0
@@ -199,7 +194,7 @@ async def run_router(runtime: RouterRuntime, settings: Settings, bootstrap: str)
     await runtime.ready.wait()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
-        group_id=router_group(settings),
+        group_id=topics.router_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
@@ -207,7 +202,7 @@ async def run_router(runtime: RouterRuntime, settings: Settings, bootstrap: str)
         session_timeout_ms=int(settings.kafka_session_timeout * 1000),
         heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
     )
-    group = router_group(settings)
+    group = topics.router_group(settings)
     consumer.subscribe([settings.topic(name) for name in topics.INPUT_TOPICS], listener=_SeekToStored(consumer, runtime, group))
     try:  # a stop while the first group join is under way (Ctrl-C right after start-up) still closes the consumer
         await until_done("router consumer", consumer.start, runtime.health)

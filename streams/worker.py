@@ -28,6 +28,7 @@ from app import topics
 from app.observe import Probes, Verdict
 from app.producer import kafka_producer
 from app.settings import Settings
+from app.topics import router_group
 from db import observe as observe_sql
 from db.errors import Health, until_done
 from db.pool import create_pool
@@ -38,7 +39,7 @@ from streams.intake import ConsumedRecord
 from streams.monitor import FoldMonitor, Owned
 from streams.outcomes import FoldStats
 from streams.relay import OutboxRelay
-from streams.router import Router, router_group, run_router
+from streams.router import Router, run_router
 from streams.sweeper import Sweeper
 
 log = logging.getLogger(__name__)

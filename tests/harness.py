@@ -167,7 +167,7 @@ async def fold_drained(settings: Settings, pool: Any) -> bool:
     """Whether the router took in every input record and the fold folded every record it reads (agent.events
     straight, fold.tasks), by their stored positions (the router's under `<worker id>.router`)."""
     from app import topics
-    from streams.router import router_group
+    from app.topics import router_group
 
     inputs = {settings.topic(t) for t in topics.INPUT_TOPICS}
     folded = {settings.topic(topics.AGENT_EVENTS), settings.topic(topics.FOLD_TASKS)}

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_replay_arguments(commands.choices["replay"])
     commands.choices["agent-token"].add_argument("agent_id", help="the agent id the token speaks for (at most 36 characters)")
-    from app.trace import add_trace_arguments
+    from app.commands.trace_cli import add_trace_arguments
 
     add_trace_arguments(commands.choices["trace"])
     commands.choices["reconcile"].add_argument(
@@ -103,7 +103,7 @@ def run(command: str, settings: Settings, args: argparse.Namespace | None = None
     if command == "agent-token":
         return _agent_token(settings, str(getattr(args, "agent_id", "")))
     if command == "trace":
-        from app.trace import run_trace
+        from app.commands.trace_cli import run_trace
 
         return run_trace(settings, args or build_parser().parse_args(["trace"]))
     if command == "migrate":

@@ -1,5 +1,5 @@
 """The `replay` command line: its arguments (the dlq filters of app/replay_records.py and the run's options), the
-run (app/replay.py `Replayer`) and the summary it prints."""
+run (app/replay.py `Replayer`, with the fold's dry run of app/commands/replay_dry.py) and the summary it prints."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from app.commands.replay_dry import dry_run
 from app.replay import ReplayCounts, Replayer, ReplayError, ReplayOptions
 from app.replay_records import Filters, parse_position, parse_time
 from app.settings import Settings
@@ -67,7 +68,7 @@ def run_replay(settings: Settings, bootstrap: str, args: argparse.Namespace) -> 
     options = options_from_args(args)
     console = Console(file=sys.stdout)
     try:
-        counts = asyncio.run(Replayer(settings, bootstrap, options, console).run())
+        counts = asyncio.run(Replayer(settings, bootstrap, options, console, dry_run if options.dry_run else None).run())
     except KeyboardInterrupt:
         console.print("interrupted: the batches committed so far are done; run the same command again to resume")
         return 130

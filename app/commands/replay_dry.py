@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from app import jsonio, topics
+from app.replay import DryOutcome
 from app.replay_records import DlqEntry
 from app.settings import Settings
+from db.replay import forget_refusals, last_outbox_id, outbox_since, refused_marker_column
 
 SAVEPOINT = "aiworker_replay_dry_run"
 
@@ -56,42 +57,6 @@ class _OneConnectionPool:
         return self._acquired()
 
 
-@dataclass(frozen=True, slots=True)
-class DryOutcome:
-    entry: DlqEntry
-    verdict: str  # applies | unchanged | duplicate | refused | ignored
-    detail: str
-
-
-async def refused_marker_column(conn: Any) -> bool:
-    """Whether processed_events remembers refused events (then a re-drive must forget them first)."""
-    async with conn.cursor() as cur:
-        await cur.execute(
-            "SELECT COUNT(*) FROM information_schema.columns"
-            " WHERE table_schema = DATABASE() AND table_name = 'processed_events' AND column_name = 'outcome'"
-        )
-        row = await cur.fetchone()
-    return bool(row and row[0])
-
-
-async def forget_refusals(conn: Any, event_ids: Sequence[str]) -> int:
-    """Delete the 'refused' markers of these events, so that the fold considers them again."""
-    if not event_ids:
-        return 0
-    async with conn.cursor() as cur:
-        await cur.execute(
-            f"DELETE FROM processed_events WHERE outcome = 'refused' AND event_id IN ({', '.join(['%s'] * len(event_ids))})",
-            list(event_ids),
-        )
-        return int(cur.rowcount)
-
-
-async def _outbox_since(conn: Any, after_id: int) -> list[tuple[int, str, bytes]]:
-    async with conn.cursor() as cur:
-        await cur.execute("SELECT id, topic, payload FROM outbox WHERE id > %s ORDER BY id", [after_id])
-        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in await cur.fetchall()]
-
-
 def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, bytes]]) -> tuple[str, str]:
     dlq = settings.topic(topics.DLQ)
     reasons = [str(jsonio.loads(p).get("reason", "")) for _, t, p in written if t == dlq]
@@ -124,15 +89,13 @@ async def dry_run(settings: Settings, pool: Any, entries: Sequence[DlqEntry]) ->
         try:
             forget = await refused_marker_column(conn)
             fold = Fold(_OneConnectionPool(conn), settings.model_copy(update={"worker_id": f"replay-dry-{uuid.uuid4().hex}"}))
-            async with conn.cursor() as cur:
-                await cur.execute("SELECT COALESCE(MAX(id), 0) FROM outbox")
-                last = int((await cur.fetchone())[0])
+            last = await last_outbox_id(conn)
             for entry in entries:
                 if forget and entry.event_id is not None:
                     await forget_refusals(conn, [entry.event_id])
                 record = ConsumedRecord(entry.topic, max(entry.partition, 0), max(entry.offset, 0), entry.key, entry.value)
                 stats = await fold.apply_batch([record])
-                written = await _outbox_since(conn, last)
+                written = await outbox_since(conn, last)
                 last = max([last, *(row[0] for row in written)])
                 verdict, detail = _describe(settings, stats, written)
                 outcomes.append(DryOutcome(entry, verdict, detail))

@@ -19,7 +19,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 
 from app import topics
 from app.settings import Settings
-from streams.router import router_group
+from app.topics import router_group
 from tests.harness import WorkerProcess, end_offsets, eventually, fetch_all, fold_caught_up, produce
 from tests.integration.test_fold_engine import T0, project_upserted, task_created
 

@@ -14,11 +14,12 @@ from aiokafka import AIOKafkaProducer
 
 from app import topics
 from app.settings import Settings
+from app.topics import router_group
 from db.errors import HOLD_AFTER, HeldError
 from streams import router as router_stage
 from streams.intake import ConsumedRecord
 from streams.route import unframe
-from streams.router import Router, router_group
+from streams.router import Router
 from tests.harness import fetch_all, read_records, read_topic
 from tests.integration.test_fold_engine import T0, task_created
 

@@ -62,7 +62,8 @@ def test_a_wrong_typed_event_type_is_routed_by_its_ids_not_a_crash() -> None:
 
 
 def test_an_event_of_a_task_and_an_agent_is_routed_as_two_halves() -> None:
-    from streams.route import route_keys, scoped_id
+    from app.topics import scoped_id
+    from streams.route import route_keys
 
     for kind in ("task.started", "task.ready_for_review"):
         event = {"id": "e-1", "type": kind, "agent_id": "a-1", "task_id": "t-1"}
@@ -79,7 +80,8 @@ def test_an_event_of_a_task_and_an_agent_is_routed_as_two_halves() -> None:
 
 def test_the_fold_reads_agents_own_events_straight_and_the_router_sends_on_the_rest() -> None:
     """agent.events is keyed by agent: what orders by agent skips the router; each part is taken exactly once."""
-    from streams.route import AGENT_SCOPE, WHOLE, decoded, direct_part, route_keys, routed_keys
+    from app.topics import AGENT_SCOPE
+    from streams.route import WHOLE, decoded, direct_part, route_keys, routed_keys
 
     agent_events = [
         {"id": "h", "type": "agent.heartbeat", "agent_id": "a-1", "status": "idle"},

@@ -11,8 +11,8 @@ from typing import Any
 
 from app import topics
 from app.settings import Settings
+from app.topics import router_group
 from db import observe as sql
-from streams.router import router_group
 from webhooks.console.kafka import BrokerLook, BrokerLookError
 from webhooks.spool import Spool
 
