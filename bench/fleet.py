@@ -26,14 +26,14 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from bench import fleet_load, fleet_probe, fleet_report
+from bench.fleet_register import SERVICE_TOKEN, TOKEN_KEY, register, scalar
 
 SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:3306").rstrip("/")
-TOKEN_KEY, SERVICE_TOKEN = "fleet-agent-key", "fleet-service-token"
 DRAIN_SECONDS = 180
 
 
@@ -87,42 +87,6 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[Phase]]:
     return args, phases
 
 
-async def post(session: Any, url: str, auth: str, body: Any) -> None:
-    async with session.post(f"{url}/events", json=body, headers={"Authorization": f"Bearer {auth}"}) as response:
-        if response.status != 202:
-            raise SystemExit(f"set-up request answered {response.status}: {(await response.text())[:300]}")
-
-
-async def scalar(pool: Any, sql: str, params: list[Any] | None = None) -> Any:
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(sql, params or [])
-        row = await cur.fetchone()
-        await conn.commit()
-    return row[0] if row else None
-
-
-async def register(url: str, pool: Any, agents: list[str], project_id: str) -> float:
-    """The project and every agent, through the service token; seconds until the fold has every agent row."""
-    import aiohttp
-
-    started = time.monotonic()
-    now = datetime.now(UTC).isoformat()
-    async with aiohttp.ClientSession() as session:
-        project = {"id": uuid.uuid4().hex, "type": "project.upserted", "time": now, "project_id": project_id, "name": "fleet",
-                   "k8s_namespace": "fleet"}  # fmt: skip
-        await post(session, url, SERVICE_TOKEN, project)
-        for i in range(0, len(agents), 1000):
-            await post(session, url, SERVICE_TOKEN, [
-                {"id": uuid.uuid4().hex, "type": "agent.registered", "time": now, "agent_id": a, "pod_name": f"pod-{a}",
-                 "capabilities": ["python", "go"]} for a in agents[i : i + 1000]
-            ])  # fmt: skip
-    while await scalar(pool, "SELECT COUNT(*) FROM agents") < len(agents):
-        if time.monotonic() - started > 600:
-            raise SystemExit("the fleet's registrations were not folded within 600 s")
-        await asyncio.sleep(1)
-    return time.monotonic() - started
-
-
 def start_workers(base: dict[str, Any], phase: Phase, directory: Path, cpu: fleet_probe.CpuMeter, n: int) -> list[Any]:
     from app.settings import load_settings
     from tests.harness import WorkerProcess
@@ -167,6 +131,8 @@ async def checks(pool: Any, run: Run, granularity: float) -> dict[str, Any]:
 
 
 async def drive(run: Run, directory: Path) -> None:
+    import aiohttp
+
     from app import topics
     from app.commands.broker import EmbeddedBroker
     from app.settings import load_settings
@@ -185,6 +151,7 @@ async def drive(run: Run, directory: Path) -> None:
     if (mariadbd := fleet_probe.pid_of("mariadbd") or fleet_probe.pid_of("mysqld")) is not None:
         cpu.add("mariadbd", mariadbd)
     tail: fleet_probe.Tail | None = None
+    http: Any = None
     try:
         with EmbeddedBroker(log_path=directory / "broker.log") as broker:
             assert broker.process is not None
@@ -212,6 +179,7 @@ async def drive(run: Run, directory: Path) -> None:
             tail = fleet_probe.Tail(broker.bootstrap, [settings.topic(t) for t in (topics.AGENT_EVENTS, topics.CONTROL_EVENTS,
                                                                                     topics.FOLD_TASKS)])  # fmt: skip
             await tail.start()
+            http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
             stages = {
                 "fold": (settings.worker_id, [settings.topic(topics.AGENT_EVENTS), settings.topic(topics.FOLD_TASKS)]),
                 "route": (router_group(settings), [settings.topic(topics.AGENT_EVENTS), settings.topic(topics.CONTROL_EVENTS)]),
@@ -225,6 +193,7 @@ async def drive(run: Run, directory: Path) -> None:
             load = subprocess.Popen([sys.executable, "-m", "bench.fleet_load", str(directory / "load-config.json")])  # noqa: ASYNC220
             cpu.add("load", load.pid)
             rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+            urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
             per_phase = args.duration / len(run.phases)
             for n, phase in enumerate(run.phases):
                 phase.start, phase.end = start + n * per_phase, start + (n + 1) * per_phase
@@ -238,11 +207,13 @@ async def drive(run: Run, directory: Path) -> None:
                         workers = restart(workers, base, run.phases[current], directory, cpu, current)
                         processes += workers
                         rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+                        urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
                     else:
                         print(f"phase {current + 1} ({run.phases[current].label})", flush=True)
                 if before is None and now >= start:
                     before = cpu.totals()
-                run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss))
+                scrape = urls if len(run.samples) % fleet_probe.FOLD_COUNTERS_EVERY == 0 else None
+                run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss, scrape, http))
                 await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
             after = cpu.totals()
             run.load_seconds = time.time() - start
@@ -261,7 +232,11 @@ async def drive(run: Run, directory: Path) -> None:
             run.checks = {"drain_seconds": time.monotonic() - drain_started, **await checks(pool, run, granularity)}
             for process in processes:  # before the broker stops
                 process.stop()
+            await tail.stop()  # before the broker stops, too: its fetcher fails otherwise
+            tail = None
     finally:
+        if http is not None:
+            await http.close()
         if tail is not None:
             await tail.stop()
         for process in processes:

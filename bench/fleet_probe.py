@@ -6,6 +6,9 @@ the end. A tail consumer (no group) reads every partition from the beginning and
 offset, so that the age is exact to the millisecond; the stored positions are read from the database. Stages:
 `fold` (the worker id: agent.events straight, fold.tasks) and `route` (the router: agent.events, control.events).
 The fold lag of a sample is the largest over the stage's partitions.
+
+Each worker's own counters (`/metrics`: fold and route batches, their seconds, events, database retries) are read
+every FOLD_COUNTERS_EVERY samples, so that the report can say how big and how long the fold's transactions were.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 TICKS = os.sysconf("SC_CLK_TCK")
+FOLD_COUNTERS_EVERY = 5
+COUNTERS = {
+    "aiworker_fold_batch_seconds_count": "batches", "aiworker_fold_batch_seconds_sum": "batch_seconds",
+    "aiworker_fold_events_total": "events", "aiworker_db_retries_total": "retries",
+}  # fmt: skip
+"""The worker's counters the report uses, summed per stage (the `stage` label; events are the fold's)."""
 STATUS = ("Com_commit", "Com_insert", "Com_update", "Com_select", "Com_delete", "Innodb_rows_inserted",
           "Innodb_rows_updated", "Innodb_data_fsyncs", "Innodb_os_log_written", "Innodb_data_written")  # fmt: skip
 
@@ -159,12 +168,37 @@ class Sample:
     db: dict[str, float]
     worst: dict[str, str] = field(default_factory=dict)
     """The partition of each stage's largest lag."""
+    workers: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per worker role, its counters (COUNTERS, `<stage>.<name>`), in every FOLD_COUNTERS_EVERY-th sample."""
+
+
+async def worker_counters(session: Any, url: str) -> dict[str, float]:
+    """A worker's COUNTERS from its /metrics, summed per stage (`fold.batches`, `route.batch_seconds`, ...)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with session.get(f"{url}/metrics") as response:
+        text = await response.text()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for metric in family.samples:
+            name = COUNTERS.get(metric.name)
+            if name is not None:
+                key = f"{metric.labels.get('stage', 'fold')}.{name}"
+                out[key] = out.get(key, 0.0) + metric.value
+    return out
 
 
 async def sample(
-    pool: Any, tail: Tail, stages: dict[str, tuple[str, list[str]]], cpu: CpuMeter, rss_pids: dict[str, int]
+    pool: Any,
+    tail: Tail,
+    stages: dict[str, tuple[str, list[str]]],
+    cpu: CpuMeter,
+    rss_pids: dict[str, int],
+    workers: dict[str, str] | None = None,
+    session: Any = None,
 ) -> Sample:
-    """One sample: per stage (consumer name, its topics) the largest partition age; CPU totals; RSS; DB counters."""
+    """One sample: per stage (consumer name, its topics) the largest partition age; CPU totals; RSS; DB counters;
+    the counters of `workers` (role -> URL), when given."""
     stored = await positions(pool)
     now = time.time()
     lag: dict[str, float] = {}
@@ -177,7 +211,11 @@ async def sample(
         ]
         lag[stage], worst[stage] = max(ages, default=(0.0, ""))
     rss = {role: value for role, pid in rss_pids.items() if (value := rss_mb(pid)) is not None}
-    return Sample(now, lag, cpu.totals(), rss, await db_status(pool), worst)
+    counters: dict[str, dict[str, float]] = {}
+    for role, url in (workers or {}).items():
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            counters[role] = await worker_counters(session, url)
+    return Sample(now, lag, cpu.totals(), rss, await db_status(pool), worst, counters)
 
 
 def drained(tail: Tail, stored: dict[tuple[str, str, int], int], stages: dict[str, tuple[str, list[str]]]) -> bool:

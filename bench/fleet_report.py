@@ -27,7 +27,33 @@ def lag_figures(run: Any) -> list[dict[str, Any]]:
         row["cores"] = {r: (last.cpu[r] - first.cpu[r]) / seconds for r in ROLES if seconds and r in first.cpu and r in last.cpu}
         row["rss"] = max((v for s in samples for k, v in s.rss.items()), default=0.0)
         row["agents"] = getattr(phase, "agents", 0)
+        row["batches"] = batch_figures(samples)
         out.append(row)
+    return out
+
+
+def batch_figures(samples: list[Any]) -> dict[str, dict[str, float]]:
+    """Per stage, over the samples' worker counters (both workers summed): batches per second, events per fold
+    batch, mean seconds per batch, database retries per second."""
+    scraped = [s for s in samples if s.workers]
+    if len(scraped) < 2:
+        return {}
+    first, last = scraped[0], scraped[-1]
+    seconds = last.at - first.at
+
+    def delta(name: str) -> float:
+        return sum(last.workers.get(r, {}).get(name, 0.0) - first.workers.get(r, {}).get(name, 0.0) for r in last.workers)
+
+    out = {}
+    for stage in ("fold", "route"):
+        batches = delta(f"{stage}.batches")
+        out[stage] = {
+            "batches_per_s": batches / seconds,
+            "seconds_per_batch": delta(f"{stage}.batch_seconds") / batches if batches else 0.0,
+            "retries_per_s": delta(f"{stage}.retries") / seconds,
+        }
+    fold_batches = delta("fold.batches")
+    out["fold"]["events_per_batch"] = delta("fold.events") / fold_batches if fold_batches else 0.0
     return out
 
 
@@ -67,6 +93,15 @@ def report(run: Any) -> int:
     for row in figures:
         (fm, fw), (rm, rw) = row["fold"], row["route"]
         print(f"  {row['phase']:10} {fm:12.2f} {fw:11.2f} {rm:13.2f} {rw:12.2f}  {row['settings'] or ''}")
+    print("\nfold transactions (both workers, after the warm-up): batches/s, events per batch, ms per batch, db retries/s:")
+    for row in figures:
+        b = row.get("batches") or {}
+        if b:
+            f, r = b["fold"], b["route"]
+            fold = (f"fold {f['batches_per_s']:6.1f}/s x {f['events_per_batch']:6.0f} events, "
+                    f"{f['seconds_per_batch'] * 1000:6.0f} ms, {f['retries_per_s']:.2f} retries/s")  # fmt: skip
+            route = f"route {r['batches_per_s']:6.1f}/s, {r['seconds_per_batch'] * 1000:6.0f} ms"
+            print(f"  {row['phase']:10} {fold}; {route}")
     wall = max(run.load_seconds, 1e-9)
     print(f"\nCPU seconds during the load ({wall:.0f} s; cores = seconds / wall):")
     for role in ROLES:
