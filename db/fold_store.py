@@ -148,12 +148,15 @@ async def forget_refused(cur: Any, event_ids: Sequence[str]) -> int:
     return int(cur.rowcount)
 
 
-async def load_rows(cur: Any, table: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows of `table` with these ids, locked for the transaction."""
+async def load_rows(cur: Any, table: str, ids: Sequence[str], *, share: bool = False) -> list[dict[str, Any]]:
+    """The rows of `table` with these ids, locked for the transaction: for update, or (`share`) in share mode, which
+    other transactions' share locks do not wait for (both also lock the gap of an id that has no row: nobody inserts
+    it until the transaction ends). `LOCK IN SHARE MODE` is what MariaDB and MySQL 8 both take."""
     _check_table(table)
     if not ids:
         return []
-    await cur.execute(f"SELECT * FROM {table}{BY_KEY} WHERE id IN ({_placeholders(len(ids))}) FOR UPDATE", list(ids))
+    lock = "LOCK IN SHARE MODE" if share else "FOR UPDATE"
+    await cur.execute(f"SELECT * FROM {table}{BY_KEY} WHERE id IN ({_placeholders(len(ids))}) {lock}", list(ids))
     return [decode_row(table, row) for row in await cur.fetchall()]
 
 

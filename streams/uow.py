@@ -41,7 +41,10 @@ def as_dict(row: Any) -> dict[str, Any]:
 
 
 class UnitOfWork:
-    """Rows of one transaction. `get` loads (FOR UPDATE) on first use; `put` marks a row to write.
+    """Rows of one transaction. `get` loads (FOR UPDATE) on first use; `put` marks a row to write. `exists` loads in
+    share mode: a row an event only needs to exist (the project of a task.created) is then not a lock that the
+    other worker's transactions wait for (every task.created of a project locked its row for update, so the two
+    workers' fold transactions took turns on it); a later `get` of it upgrades the lock.
 
     `created` lists the (table, id) of rows this transaction inserts, in the order they appeared,
     so the fold can wake the events parked for them.
@@ -52,6 +55,8 @@ class UnitOfWork:
         self._rows: dict[str, dict[str, Any]] = {table: {} for table in ROW_TYPES}
         self._loaded: dict[str, dict[str, Any]] = {table: {} for table in ROW_TYPES}
         self._missing: dict[str, set[str]] = {table: set() for table in ROW_TYPES}
+        self._shared: dict[str, set[str]] = {table: set() for table in ROW_TYPES}
+        """Ids (with a row or without) locked in share mode only, so far."""
         self._children: set[tuple[str, str, str]] = set()
         self.created: list[tuple[str, str]] = []
         self.logs: list[tuple[Any, ...]] = []
@@ -67,15 +72,31 @@ class UnitOfWork:
         names = field_names(row_type)
         return row_type(**{k: v for k, v in raw.items() if k in names})
 
-    async def preload(self, table: str, ids: Iterable[str]) -> None:
-        wanted = [i for i in dict.fromkeys(ids) if i not in self._rows[table] and i not in self._missing[table]]
+    async def preload(self, table: str, ids: Iterable[str], *, share: bool = False) -> None:
+        """Load (and lock) the rows of these ids not loaded yet; without `share`, upgrade those locked in share mode."""
+        shared = self._shared[table]
+        wanted = [
+            i for i in dict.fromkeys(ids)
+            if (i not in self._rows[table] and i not in self._missing[table]) or (not share and i in shared)
+        ]  # fmt: skip
         if not wanted:
             return
-        for raw in await fold_store.load_rows(self.cur, table, wanted):
+        for raw in await fold_store.load_rows(self.cur, table, wanted, share=share):
+            if raw["id"] in self._rows[table]:
+                continue  # an upgrade: the share lock kept the row as it was loaded
             row = self._make(table, raw)
             self._rows[table][row.id] = row
             self._loaded[table][row.id] = row
         self._missing[table].update(i for i in wanted if i not in self._rows[table])
+        if share:
+            shared.update(wanted)
+        else:
+            shared.difference_update(wanted)
+
+    async def exists(self, table: str, row_id: str) -> bool:
+        """Whether the row exists (in this transaction), locked in share mode unless it is locked already."""
+        await self.preload(table, (row_id,), share=True)
+        return row_id in self._rows[table]
 
     async def get(self, table: str, row_id: str) -> Any | None:
         await self.preload(table, (row_id,))

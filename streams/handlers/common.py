@@ -53,9 +53,10 @@ def emit(ctx: Context, table: str, outcome: Changed[Any], cause: Input) -> None:
 
 
 async def missing(ctx: Context, needs: Sequence[tuple[str, str | None]]) -> tuple[str, str] | None:
-    """The first (table, id) of `needs` whose row does not exist (ids that are None are not needed)."""
+    """The first (table, id) of `needs` whose row does not exist (ids that are None are not needed); rows only
+    needed are locked in share mode (`UnitOfWork.exists`)."""
     for table, row_id in needs:
-        if row_id is not None and await ctx.uow.get(table, row_id) is None:
+        if row_id is not None and not await ctx.uow.exists(table, row_id):
             return table, row_id
     return None
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
 from asyncmy.cursors import DictCursor
+from asyncmy.errors import OperationalError
 
 from db import fold_store
 
@@ -118,3 +120,30 @@ async def test_two_workers_folding_disjoint_partitions_never_wait_for_each_other
         stored = await fold_store.lock_positions(cur, "w", mine + theirs)
     await conn.commit()
     assert stored == {**{key: 5 for key in mine}, **{key: 3 for key in theirs}}
+
+
+async def test_rows_an_event_only_needs_are_shared_by_both_workers_and_their_gaps_stay_locked(conn: Any, other_conn: Any) -> None:
+    """Two workers' transactions each fold a task.created of one project: the project row is only needed
+    (`UnitOfWork.exists`, share mode), so the second does not wait for the first (it waited for the first's whole
+    batch when both locked the row for update; 1205 here after 1 s). An id without a row stays locked against
+    inserts until the transaction ends (what parking relies on: the creator then sees the parked event)."""
+    from streams.uow import UnitOfWork
+
+    async with conn.cursor(DictCursor) as cur:
+        await fold_store.insert_rows(cur, "projects", [{"id": "p1", "name": "one", "k8s_namespace": "ns"}])
+    await conn.commit()
+    async with conn.cursor(DictCursor) as cur, other_conn.cursor(DictCursor) as other:
+        await other.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        first, second = UnitOfWork(cur), UnitOfWork(other)
+        assert await first.exists("projects", "p1")
+        assert not await first.exists("projects", "p2")
+        assert await second.exists("projects", "p1")  # not waiting for `first`
+        for uow, task in ((first, "t1"), (second, "t2")):
+            await fold_store.insert_rows(uow.cur, "tasks", [{"id": task, "project_id": "p1", "title": task}])
+        with pytest.raises(OperationalError) as refused:  # the gap lock of `first`'s missing p2
+            await fold_store.insert_rows(other, "projects", [{"id": "p2", "name": "two", "k8s_namespace": "ns"}])
+        assert refused.value.args[0] == 1205
+        await other_conn.commit()
+        assert await first.get("projects", "p1") is not None  # upgraded to an update lock: the other has committed
+    await conn.commit()
+    assert set(await rows(conn, "tasks")) == {"t1", "t2"}
