@@ -9,9 +9,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from app import AiworkerError
+from app.commands.dev import DEV_ENV
 from app.settings import Settings
-
-DEV_ENV = Path("var/dev.env")
 
 
 class DemoError(AiworkerError):
