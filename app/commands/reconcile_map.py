@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from app.gitea_repository import repository_of
 from streams import gitea_intents as gi
 from streams import gitea_map as gm
 
@@ -88,8 +89,10 @@ class Reconciled:
 
     @property
     def repo_id(self) -> int | None:
-        repo = self.payload.get("repository")
-        return repo.get("id") if isinstance(repo, Mapping) else None
+        """The payload's repository id, read as the web and the fold read it (its repository passed
+        `Reconciler.checked`: it names one repository, with an id)."""
+        repo = repository_of(self.payload)
+        return repo.id if repo is not None else None
 
     @property
     def happened_at(self) -> datetime:
