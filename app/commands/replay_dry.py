@@ -57,22 +57,28 @@ class _OneConnectionPool:
         return self._acquired()
 
 
-def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, bytes]]) -> tuple[str, str]:
+def _describe(settings: Settings, stats: Any, written: list[tuple[int, str, bytes]], was: str) -> tuple[str, str]:
+    """(verdict, what and why) of one entry's fold; `was`: the reason it was dead-lettered with."""
     dlq = settings.topic(topics.DLQ)
-    reasons = [str(jsonio.loads(p).get("reason", "")) for _, t, p in written if t == dlq]
+    noted = [str(jsonio.loads(p).get("reason", "")) for _, t, p in written if t == dlq]
     changes = []
     for _, topic, payload in written:
         if topic != dlq:
             event = jsonio.loads(payload)
             data = event.get("data", {})
             changes.append(f"{event.get('subject')}: {data.get('from')} -> {data.get('to')}")
-    refused = int(getattr(stats, "refused", 0)) + int(getattr(stats, "invalid", 0))
-    if reasons or refused:
-        return "refused", "; ".join(reasons) or "refused"
+    # The fold's reasons, not only the outbox's: a record folded at its old source position has the dlq id it
+    # had then, so its dlq row is not written again.
+    reasons = list(dict.fromkeys([r.reason for r in getattr(stats, "refusals", ())] or noted))
+    if reasons or int(getattr(stats, "refused", 0)) + int(getattr(stats, "invalid", 0)):
+        if reasons == [was]:
+            return "refused", "the same reason again"
+        return "refused", "; ".join(reasons) or "the fold gave no reason (see the worker's log)"
     if getattr(stats, "duplicates", 0):
         return "duplicate", "already applied (same event id)"
     if getattr(stats, "applied", 0):
-        return "applies", ", ".join(changes) or "changes rows"
+        notes = f"; a part to the dlq: {'; '.join(noted)}" if noted else ""
+        return "applies", (", ".join(changes) or "changes rows") + notes
     if getattr(stats, "ignored", None):
         return "ignored", ", ".join(f"{k} ignored" for k in stats.ignored)
     return "unchanged", "applies, changes nothing"
@@ -97,7 +103,7 @@ async def dry_run(settings: Settings, pool: Any, entries: Sequence[DlqEntry]) ->
                 stats = await fold.apply_batch([record])
                 written = await outbox_since(conn, last)
                 last = max([last, *(row[0] for row in written)])
-                verdict, detail = _describe(settings, stats, written)
+                verdict, detail = _describe(settings, stats, written, entry.reason)
                 outcomes.append(DryOutcome(entry, verdict, detail))
         finally:
             await conn.rollback()

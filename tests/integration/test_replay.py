@@ -137,6 +137,8 @@ async def test_real_refusals_filters_and_byte_exact_redrive(settings: Settings, 
 
     code, output = await run_cli(settings, "replay", "--dry-run", "--entity", "agent-x")
     assert code == 0 and counts(output)["matched"] == 1 and counts(output).get("refused") == 1, output
+    # What happened and why, once: the reason it was dead-lettered with (not "refused: refused").
+    assert "was: 'record is not JSON" in output and "-> refused: the same reason again" in output, output
     for flags, matched in [
         (["--reason-regex", "^record is not JSON"], 1),
         (["--source-topic", "agent.events"], 2),
@@ -154,6 +156,12 @@ async def test_real_refusals_filters_and_byte_exact_redrive(settings: Settings, 
     again = await eventually(lambda: _dlq_values_of(settings, "agent-x", 2), what="the second refusal")
     assert [base64.b64decode(b["value_base64"]) for b in again] == [garbage, garbage]
     assert again[0]["source"]["offset"] != again[1]["source"]["offset"]
+
+    # Dead-lettered for a reason that no longer holds, refused now for another one: the line says the new one.
+    old = dlq_record(settings, b"[3]", reason="simulated: an old bug", key="agent-z", topic=topics.AGENT_EVENTS)
+    await produce(settings.kafka_bootstrap, [old])
+    code, output = await run_cli(settings, "replay", "--dry-run", "--entity", "agent-z")
+    assert "was: 'simulated: an old bug' -> refused: record is a JSON list, not an event object" in output, output
 
 
 async def _dlq_values_of(settings: Settings, key: str, count: int) -> list[Any]:
