@@ -19,11 +19,12 @@ before it and refused; they are in the dlq, to be re-driven once the reclaim is 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
+
+import orjson
 
 from app.agent_events import Log, LogBatch
 from db import fold_store
@@ -106,7 +107,7 @@ class LogWriter:
                     refused.append(line)
                     reasons.setdefault(task_id, why)
                     continue
-            encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata is not None else None
+            encoded = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS).decode() if metadata is not None else None
             self.uow.logs.append((item.agent_id, task_id, line.level, line.message, encoded, self._stamp(second), line.id))
             stats.logs += 1
         if not refused:
