@@ -1,18 +1,22 @@
 """What the worker shows an operator: its metrics, /healthz (the fold progresses) and /readyz.
 
 Lag, per stage (`fold`: fold.tasks and agent.events under the worker's consumer name; `route`: the input
-topics under the router's) and owned partition: the high watermark minus the stored position. The high
-watermark is the one the broker sent with the consumer's last fetch answer (aiokafka's `highwater()`), not
-ListOffsets (Tansu answers that with the last batch's base offset + 1 after batched writes); the stored
-position is the larger of `fold_positions.next_offset` (read every SAMPLE_SECONDS) and what this process
-committed since. A partition whose consumer has had no fetch answer yet has no lag sample.
+topics under the router's) and owned partition: the partition's end minus the stored position. The end is the
+larger of the high watermark the broker sent with the consumer's last fetch answer (aiokafka's `highwater()`) and
+the end offset the broker lists for it (ListOffsets, streams/ends.py, asked on every sample): the high watermark
+alone stays where it was when a partition is owned but no longer fetched (paused by a rebalance, a stopped
+fetcher), so such a partition would show no lag however many records arrive behind it; ListOffsets alone falls
+short on Tansu (the last batch's base offset + 1 after batched writes). The stored position is the larger of
+`fold_positions.next_offset` (read every SAMPLE_SECONDS) and what this process committed since. A partition with
+neither a fetch answer nor a listed end (the broker did not answer) has no lag sample.
 
 Progress: a stage progresses when it commits a batch, or has no lag. /healthz fails when a stage has lag and
 made no progress for AIWORKER_WORKER_STALL_SECONDS: a batch retrying database trouble commits nothing, so it
-counts as no progress. It fails as well while a loop is held (db/errors.py `Health`: a failure that hits
-every record alike; the check says since when and why). /readyz fails while the worker owns no partition of
-either stage, or the database does not answer. The outbox, parked and agent gauges are sampled on the same
-timer (cheap indexed reads, db/observe.py); they describe the whole database, so every worker reports the same values (use max()).
+counts as no progress, and neither does a partition that is owned but not fetched. It fails as well while a loop
+is held (db/errors.py `Health`: a failure that hits every record alike; the check says since when and why).
+/readyz fails while the worker owns no partition of either stage, or the database does not answer. The outbox,
+parked and agent gauges are sampled on the same timer (cheap indexed reads, db/observe.py); they describe the
+whole database, so every worker reports the same values (use max()).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from asyncmy.errors import MySQLError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -43,6 +48,8 @@ SAMPLE_SECONDS = 5.0
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 Owned = Callable[[], dict[tuple[str, int], int | None]]
 """A stage's owned partitions, each with the high watermark of its last fetch answer (None: none yet)."""
+Ends = Callable[[list[tuple[str, int]]], Awaitable[dict[tuple[str, int], int]]]
+"""The end offsets the broker lists for these partitions (streams/ends.py `BrokerEnds`)."""
 
 
 @dataclass(slots=True)
@@ -64,9 +71,11 @@ class Sample:
 class FoldMonitor:
     """The worker's registry, its counters, the sampled gauges and the health verdicts; see the module docstring."""
 
-    def __init__(self, settings: Settings, stages: dict[str, str], loops: Health | None = None) -> None:
+    def __init__(self, settings: Settings, stages: dict[str, str], loops: Health | None = None, ends: Ends | None = None) -> None:
         self.settings = settings
         self.loops = loops or Health()
+        self.ends = ends
+        self.ends_error: str | None = None
         self.stages = {name: Stage(consumer) for name, consumer in stages.items()}
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
@@ -145,15 +154,30 @@ class FoldMonitor:
             self.sample_error = None
         except (MySQLError, OSError, TimeoutError) as exc:
             self.sample_error = f"database unreachable: {describe_error(exc)}"
+        owned_now = self.owned()
+        listed = await self._listed([key for parts in owned_now.values() for key in parts])
         now = time.monotonic()
-        for name, owned in self.owned().items():
+        for name, owned in owned_now.items():
             stage = self.stages[name]
             for key, position in stored.get(name, {}).items():
                 if position > stage.positions.get(key, 0):
                     stage.positions[key] = position
-            stage.lag = {key: max(0, hw - stage.positions.get(key, 0)) for key, hw in owned.items() if hw is not None}
+            ends = {key: max(hw or 0, listed.get(key, 0)) for key, hw in owned.items() if hw is not None or key in listed}
+            stage.lag = {key: max(0, end - stage.positions.get(key, 0)) for key, end in ends.items()}
             if not any(stage.lag.values()):
                 stage.progressed = now
+
+    async def _listed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The broker's listed ends of these partitions; none when it does not answer (the high watermarks remain)."""
+        if self.ends is None or not partitions:
+            return {}
+        try:
+            listed = await self.ends(partitions)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self.ends_error = f"the broker did not list the partitions' ends: {type(exc).__name__}"
+            return {}
+        self.ends_error = None
+        return listed
 
     async def run(self, pool: Callable[[], Any], stopping: asyncio.Event, ready: Callable[[bool], None]) -> None:
         """Sample every SAMPLE_SECONDS until `stopping` (`pool()`: None until the worker has one); after each sample,
@@ -177,6 +201,8 @@ class FoldMonitor:
                 checks[name] = f"stalled: {lag} record(s) of lag and no batch committed for {idle:.0f}s (limit {limit:.0f}s)"
             else:
                 checks[name] = f"ok ({lag} record(s) of lag)"
+        if self.ends_error is not None:  # not a failure: the lag falls back to the fetch answers' high watermarks
+            checks["ends"] = self.ends_error
         for loop, hold in sorted(self.loops.held().items()):
             healthy = False
             since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hold.since))

@@ -34,6 +34,7 @@ from db.errors import Health, until_done
 from db.pool import create_pool
 from streams import faust_transport
 from streams.batches import fold_runs
+from streams.ends import BrokerEnds
 from streams.fold import Fold
 from streams.intake import ConsumedRecord
 from streams.monitor import FoldMonitor, Owned
@@ -199,6 +200,8 @@ async def serve_probes(app: faust.App, runtime: FoldRuntime) -> None:
     """The worker's /healthz, /readyz and /metrics (Faust's own web server is off), and the monitor's sampling."""
     settings, monitor = runtime.settings, runtime.monitor
     monitor.attach("fold", _faust_owned(app, {settings.topic(topics.FOLD_TASKS), settings.topic(topics.AGENT_EVENTS)}))
+    ends = BrokerEnds(runtime.bootstrap)
+    monitor.ends = ends  # the lag of a partition owned but no longer fetched (streams/monitor.py)
 
     async def healthz() -> Verdict:
         return monitor.health()
@@ -211,6 +214,8 @@ async def serve_probes(app: faust.App, runtime: FoldRuntime) -> None:
     try:
         await monitor.run(lambda: runtime.pool, runtime.stopping, probes.ready.set)
     finally:
+        monitor.ends = None
+        await asyncio.shield(ends.close())
         if runner is not None:
             await asyncio.shield(runner.cleanup())
 

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from app import topics
+from app.commands.broker import free_port
 from app.settings import Settings
+from streams.ends import BrokerEnds
 from streams.monitor import FoldMonitor
 from tests.harness import WorkerProcess, eventually, fetch_all, fold_caught_up, get_json, produce, sample, scrape
 from tests.integration.test_fold_engine import agent_registered, project_upserted, task_created
@@ -116,6 +118,37 @@ async def test_health_fails_only_for_lag_without_progress(settings: Settings, po
     monitor.attach("fold", lambda: {})
     ready, checks = await monitor.readiness(pool)
     assert not ready and "owns no partition" in checks["partitions"]
+
+
+async def test_a_partition_owned_but_not_fetched_shows_its_lag(settings: Settings, pool: Any) -> None:
+    """A consumer that owns a partition but no longer fetches it (paused by a rebalance that never resumed it, a
+    stopped fetcher) keeps its last high watermark, or none: the broker's listed end still shows the records behind
+    the stored position, so the lag is there and /healthz fails once the stage made no progress for the stall time.
+    When the broker does not list the ends, the lag falls back to the high watermarks and the check says so."""
+    stall = settings.model_copy(update={"worker_stall_seconds": 30.0})
+    topic = settings.topic(topics.FOLD_TASKS)
+    for _ in range(3):  # a batch each: Tansu lists a partition's end as its last batch's base offset + 1
+        await produce(settings.kafka_bootstrap, [(topic, b"k", b"{}")], partition=1)
+    never_fetched: dict[tuple[str, int], int | None] = {(topic, 0): None, (topic, 1): None}
+    ends = BrokerEnds(settings.kafka_bootstrap)
+    try:
+        monitor = FoldMonitor(stall, {"fold": f"c-{uuid.uuid4().hex[:8]}"}, ends=ends)
+        monitor.attach("fold", lambda: dict(never_fetched))
+        await monitor.sample_once(pool)
+        assert monitor.stages["fold"].lag == {(topic, 0): 0, (topic, 1): 3}
+        monitor.stages["fold"].progressed = time.monotonic() - 31
+        healthy, checks = monitor.health()
+        assert not healthy and "stalled: 3 record(s) of lag" in checks["fold"], checks
+    finally:
+        await ends.close()
+    nowhere = BrokerEnds(f"127.0.0.1:{free_port()}", timeout=1.0)
+    monitor = FoldMonitor(stall, {"fold": f"c-{uuid.uuid4().hex[:8]}"}, ends=nowhere)
+    monitor.attach("fold", lambda: {(topic, 0): None, (topic, 1): 2})
+    await monitor.sample_once(pool)
+    assert monitor.stages["fold"].lag == {(topic, 1): 2}
+    healthy, checks = monitor.health()
+    assert healthy and "did not list" in checks["ends"], checks
+    await nowhere.close()
 
 
 async def test_a_fold_stuck_waiting_for_the_database_fails_healthz_until_it_commits(
