@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     kafka_idempotence: bool = Field(False, description="idempotent producer (real Kafka only; Tansu lacks it)")
     kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
+    kafka_web_producers: int = Field(
+        4, ge=1, le=64, description="Kafka producers of each web process (a record's key picks one: its order is kept)"
+    )
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
     kafka_fetch_max_wait_ms: int = Field(
         20, ge=1, le=10_000, description="longest a consumer fetch waits for data, ms (Tansu answers only at the deadline)"
