@@ -87,8 +87,11 @@ class Settings(BaseSettings):
     kafka_compression: str = Field("none", pattern="^(none|gzip|snappy|lz4|zstd)$", description="producer compression")
     kafka_linger_ms: int = Field(0, ge=0, le=10_000, description="producer linger, ms")
     kafka_web_producers: int = Field(
-        4, ge=1, le=64, description="Kafka producers of each web process (a record's key picks one: its order is kept)"
-    )
+        1, ge=1, le=64,
+        description="Kafka producers of each web process (a record's partition picks one: its order is kept); 4 in "
+        "deploy/k8s (bench ingest: +31 % requests/s): the dev broker, Tansu, restarted empty while several are "
+        "connected, recreates topics under them more often",
+    )  # fmt: skip
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
     kafka_fetch_max_wait_ms: int = Field(
         20, ge=1, le=10_000, description="longest a consumer fetch waits for data, ms (Tansu answers only at the deadline)"

@@ -35,11 +35,11 @@ class ProduceCounts:
 class KafkaPublisher:
     """The web's producers (app/producer.py: the durability settings the contract asks for).
 
-    `KAFKA_WEB_PRODUCERS` of them: aiokafka sends one produce request per broker at a time and runs its sender in
-    the web's event loop between requests, so one producer's round trips set the web's pace (bench ingest: 27 ms per
-    acknowledgement under load, for 5 ms in a process of its own). A record's partition (by its key, as every
-    producer of the service picks it: app/producer.py) picks its producer, so each partition's records go through one
-    producer, in the order they were sent, as with one.
+    `KAFKA_WEB_PRODUCERS` of them (1 by default, 4 in deploy/k8s): aiokafka sends one produce request per broker at
+    a time and runs its sender in the web's event loop between requests, so one producer's round trips set the web's
+    pace (bench ingest: 27 ms per acknowledgement under load, for 5 ms in a process of its own). A record's partition
+    (by its key, as every producer of the service picks it: app/producer.py) picks its producer, so each partition's
+    records go through one producer, in the order they were sent, as with one.
     `last_ok` / `last_error` (monotonic seconds) tell /readyz how the broker answered lately.
     """
 
