@@ -33,7 +33,7 @@ from db import observe as observe_sql
 from db.errors import Health, until_done
 from db.pool import create_pool
 from streams import faust_transport
-from streams.batches import fold_runs
+from streams.batches import by_bytes
 from streams.ends import BrokerEnds
 from streams.fold import Fold
 from streams.intake import ConsumedRecord
@@ -249,7 +249,7 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, FoldRunti
     @app.agent(inputs, name="fold")
     async def fold(stream: Any) -> None:
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
-            for records in fold_runs(_records(events), settings.worker_batch_bytes):
+            for records in by_bytes(_records(events), settings.worker_batch_bytes):
                 stats = await runtime.fold_until_done(records)
                 log_batch(records, stats)
             for event in events:

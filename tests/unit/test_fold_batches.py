@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.batches import by_bytes, fold_runs
+from streams.batches import by_bytes
 from streams.intake import ConsumedRecord
 
 
@@ -31,13 +31,3 @@ def test_any_records_cut_anywhere(sizes: list[int], bound: int) -> None:
         assert weight <= bound or len(run) == 1
     for before, after in itertools.pairwise(runs):  # no run could have taken the next record too
         assert sum(len(r.value) + 1 for r in before) + len(after[0].value) + 1 > bound
-
-
-@given(st.lists(st.tuples(st.sampled_from(["t.agent.events", "t.fold.tasks"]), st.integers(0, 3), st.integers(0, 900))))
-def test_runs_are_of_one_topic_and_keep_the_batch_order(mixed: list[tuple[str, int, int]]) -> None:
-    records = [ConsumedRecord(topic, partition, n, b"k", b"v" * size) for n, (topic, partition, size) in enumerate(mixed)]
-    runs = fold_runs(records, 1000)
-    assert [r for run in runs for r in run] == records and all(runs)  # the order, exactly
-    assert all(len({r.topic for r in run}) == 1 for run in runs)
-    for before, after in itertools.pairwise(runs):  # cut only at a topic change or the byte bound
-        assert before[-1].topic != after[0].topic or sum(len(r.value) + 1 for r in before) + len(after[0].value) + 1 > 1000
