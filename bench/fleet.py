@@ -192,7 +192,7 @@ async def drive(run: Run, directory: Path) -> None:
             (directory / "load-config.json").write_text(json.dumps(config))
             load = subprocess.Popen([sys.executable, "-m", "bench.fleet_load", str(directory / "load-config.json")])  # noqa: ASYNC220
             cpu.add("load", load.pid)
-            rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+            rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)} | {"load": load.pid}
             urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
             per_phase = args.duration / len(run.phases)
             for n, phase in enumerate(run.phases):
@@ -206,7 +206,7 @@ async def drive(run: Run, directory: Path) -> None:
                     if run.phases[current].settings != run.phases[current - 1].settings:
                         workers = restart(workers, base, run.phases[current], directory, cpu, current)
                         processes += workers
-                        rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)}
+                        rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)} | {"load": load.pid}
                         urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
                     else:
                         print(f"phase {current + 1} ({run.phases[current].label})", flush=True)

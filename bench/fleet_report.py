@@ -25,7 +25,7 @@ def lag_figures(run: Any) -> list[dict[str, Any]]:
         first, last = (samples[0], samples[-1]) if len(samples) > 1 else (None, None)
         seconds = (last.at - first.at) if first and last else 0.0
         row["cores"] = {r: (last.cpu[r] - first.cpu[r]) / seconds for r in ROLES if seconds and r in first.cpu and r in last.cpu}
-        row["rss"] = max((v for s in samples for k, v in s.rss.items()), default=0.0)
+        row["rss"] = max((v for s in samples for k, v in s.rss.items() if k.startswith("worker")), default=0.0)
         row["agents"] = getattr(phase, "agents", 0)
         row["batches"] = batch_figures(samples)
         out.append(row)
@@ -110,7 +110,9 @@ def report(run: Any) -> int:
     total = sum(run.cpu_load.values()) - run.cpu_load.get("mariadbd", 0.0)
     print(f"  (all but mariadbd: {total / wall:.2f} cores; the machine has {os.cpu_count()})")
     rss = {role: max((s.rss.get(role, 0.0) for s in run.samples), default=0.0) for role in ("worker1", "worker2")}
-    print(f"\nworker RSS, largest sampled: {', '.join(f'{r} {v:.0f} MB' for r, v in rss.items())}")
+    load_rss = max((s.rss.get("load", 0.0) for s in run.samples), default=0.0)
+    sizes = ", ".join(f"{r} {v:.0f} MB" for r, v in rss.items())
+    print(f"\nworker RSS, largest sampled: {sizes} (load generator {load_rss:.0f} MB)")
     db = db_rates(run)
     if db:
         print("database counters per second (global): " + ", ".join(f"{k} {v:,.0f}" for k, v in db.items()))

@@ -78,15 +78,21 @@ def run_web(settings: Settings, bootstrap: str) -> int:
     check_topics(settings, bootstrap)
     print(f"aiworker-events web: listening on http://{settings.http_host}:{settings.http_port}", flush=True)
     app = init(settings, bootstrap)
-    app.on_startup.append(_settle_gc)
+    app.on_startup.append(_settle_gc_on_startup)
     # as web.run_app would, with aiohttp's own error answers (a bad request line, ...) as problem+json
     run(app, settings.http_host, settings.http_port, shutdown_timeout=10.0, access_log=None)
     return 0
 
 
-async def _settle_gc(app: web.Application) -> None:
-    """After start-up: what was loaded so far (modules, settings, the producer) moves out of the collector's way,
-    so that full collections under load walk only the objects of requests; young collections run less often."""
+async def _settle_gc_on_startup(app: web.Application) -> None:
+    settle_gc()
+
+
+def settle_gc() -> None:
+    """After start-up (the web's, a worker's): what was loaded so far (modules, settings, producers, Faust's app)
+    moves out of the collector's way, so that full collections under load walk only the objects of the work in
+    flight; young collections run less often. Under the fleet load a worker spent about 9 % of its time in the
+    collector with the defaults (full collections of 150-210 ms every few seconds), the web 5-8 %."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
@@ -102,7 +108,13 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     check_topics(settings, bootstrap)
     check_packet(settings)
     app, _runtime = create_app(settings, bootstrap)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
+
+    class Worker(faust.Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            settle_gc()
+
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
     worker.spinner = None  # its terminal spinner writes control codes among the log lines (app/commands/logs.py owns logging)
     worker.execute_from_commandline()
     return 0
