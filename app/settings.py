@@ -94,7 +94,11 @@ class Settings(BaseSettings):
     )  # fmt: skip
     kafka_session_timeout: float = Field(10.0, gt=0, le=300, description="consumer group session timeout, s")
     kafka_fetch_max_wait_ms: int = Field(
-        20, ge=1, le=10_000, description="longest a consumer fetch waits for data, ms (Tansu answers only at the deadline)"
+        100,
+        ge=1,
+        le=10_000,
+        description="longest a consumer fetch waits for data, ms: Kafka answers as soon as data arrives; Tansu only at the "
+        "deadline, so each stage waits up to this there (20 cost the fleet bench 17 % more CPU in fetches than 100)",
     )
     spool_dir: Path = Field(Path("var/spool"), description="local spool of events accepted while the broker is down")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="spool bound, bytes; 0 disables the spool")
