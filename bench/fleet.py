@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet_load, fleet_probe, fleet_report
-from bench.fleet_register import SERVICE_TOKEN, TOKEN_KEY, register, scalar
+from bench.fleet_register import REGISTER_AHEAD_SECONDS, SERVICE_TOKEN, TOKEN_KEY, register, scalar
 
 SERVER = os.environ.get("AIWORKER_TEST_MYSQL_SERVER", "mysql://root@127.0.0.1:3306").rstrip("/")
 DRAIN_SECONDS = 180
@@ -173,9 +173,14 @@ async def drive(run: Run, directory: Path) -> None:
             processes += workers
             agents = fleet_load.agent_ids(args.agents)
             project_id = str(uuid.uuid4())
-            print(f"registering {len(agents)} agents ...", flush=True)
-            took = await register(web.url, pool, agents, project_id)
+            # A ramp registers each phase's agents shortly before it (REGISTER_AHEAD_SECONDS): registered all at
+            # once, the silent ones were swept offline a minute later and came back with their first heartbeats, so
+            # the early phases measured 17,500 offline and online transitions, not their fleet.
+            registered = run.phases[0].agents or len(agents)
+            print(f"registering {registered} agents ...", flush=True)
+            took = await register(web.url, pool, agents[:registered], project_id)
             print(f"registered in {took:.0f} s", flush=True)
+            joining: asyncio.Task[float] | None = None
             tail = fleet_probe.Tail(broker.bootstrap, [settings.topic(t) for t in (topics.AGENT_EVENTS, topics.CONTROL_EVENTS,
                                                                                     topics.FOLD_TASKS)])  # fmt: skip
             await tail.start()
@@ -210,11 +215,19 @@ async def drive(run: Run, directory: Path) -> None:
                         urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
                     else:
                         print(f"phase {current + 1} ({run.phases[current].label})", flush=True)
+                upcoming = [p for p in run.phases if p.agents > registered and now >= p.start - REGISTER_AHEAD_SECONDS]
+                if upcoming and (joining is None or joining.done()):
+                    more = max(p.agents for p in upcoming)
+                    print(f"registering agents {registered + 1}-{more} ...", flush=True)
+                    joining = asyncio.create_task(register(web.url, pool, agents[registered:more], project_id, expected=more))
+                    registered = more
                 if before is None and now >= start:
                     before = cpu.totals()
                 scrape = urls if len(run.samples) % fleet_probe.FOLD_COUNTERS_EVERY == 0 else None
                 run.samples.append(await fleet_probe.sample(pool, tail, stages, cpu, rss, scrape, http))
                 await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
+            if joining is not None:
+                await joining
             after = cpu.totals()
             run.load_seconds = time.time() - start
             run.cpu_load = {role: after[role] - (before or {}).get(role, 0.0) for role in after}

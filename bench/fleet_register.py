@@ -25,8 +25,14 @@ async def scalar(pool: Any, sql: str, params: list[Any] | None = None) -> Any:
     return row[0] if row else None
 
 
-async def register(url: str, pool: Any, agents: list[str], project_id: str) -> float:
-    """The project and every agent, through the service token; seconds until the fold has every agent row."""
+REGISTER_AHEAD_SECONDS = 30.0
+"""A ramp registers each phase's new agents this long before the phase starts: their rows exist when their first
+heartbeats come, and they are not silent long enough to be swept offline (60 s) before then."""
+
+
+async def register(url: str, pool: Any, agents: list[str], project_id: str, *, expected: int | None = None) -> float:
+    """The project and these agents, through the service token; seconds until the fold has `expected` agent rows
+    (default: these) and the relay has published every transition."""
     import aiohttp
 
     started = time.monotonic()
@@ -40,8 +46,14 @@ async def register(url: str, pool: Any, agents: list[str], project_id: str) -> f
                 {"id": uuid.uuid4().hex, "type": "agent.registered", "time": now, "agent_id": a, "pod_name": f"pod-{a}",
                  "capabilities": ["python", "go"]} for a in agents[i : i + 1000]
             ])  # fmt: skip
-    while await scalar(pool, "SELECT COUNT(*) FROM agents") < len(agents):
+    while await scalar(pool, "SELECT COUNT(*) FROM agents") < (expected or len(agents)):
         if time.monotonic() - started > 600:
             raise SystemExit("the fleet's registrations were not folded within 600 s")
+        await asyncio.sleep(1)
+    # Every registration is a transition the relay publishes (20,000 outbox rows for 20,000 agents): the load starts
+    # once they are out, or the first phase would measure the relay's backlog beside the fold.
+    while await scalar(pool, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL") > 0:
+        if time.monotonic() - started > 600:
+            raise SystemExit("the fleet's registration transitions were not published within 600 s")
         await asyncio.sleep(1)
     return time.monotonic() - started
