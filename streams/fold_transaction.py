@@ -138,11 +138,21 @@ class FoldTransactions:
         parking = await Parking.load(cur, [i.entity for i in items if i.entity])
         if first is not None and woken is not None:
             parking.release(first.entity, woken)  # its row exists: the events parked behind it follow it, one by one
-        # Agents before tasks, in one statement: every fold transaction locks its rows in that order (key order within
-        # a statement), so the agent partitions' (agents, then tasks by the foreign keys of logs and current_task_id)
-        # and fold.tasks' (tasks of split events name their agents) never wait for each other in a cycle (1213).
-        line_agents = {i.item.agent_id for i in items if isinstance(i.item, Log | LogBatch)}
-        await uow.preload("agents", line_agents | {e.agent_id for e in events if isinstance(e, Event) and hasattr(e, "agent_id")})
+        # Agents before tasks: every fold transaction locks its rows in that order (key order within a statement), so
+        # the agent partitions' (agents, then tasks by the foreign keys of logs and current_task_id) and fold.tasks'
+        # (tasks of split events name their agents) never wait for each other in a cycle (1213). The agents an item
+        # may change are locked for update; those it only needs to exist (a log line's, a task half's) in share mode,
+        # so that the other worker's task halves do not wait for a whole batch of an agent's log lines.
+        changed: set[str] = set()
+        needed: set[str] = set()
+        for i in items:
+            agent = getattr(i.item, "agent_id", None)
+            if not isinstance(agent, str) or not isinstance(i.item, Event):
+                continue
+            only_needed = isinstance(i.item, Log | LogBatch) or i.source.scope == "task"
+            (needed if only_needed else changed).add(agent)
+        await uow.preload("agents", changed)
+        await uow.preload("agents", needed - changed, share=True)
         logs = await LogWriter.load(uow, [i for i in items if isinstance(i.item, Log | LogBatch)])
         await uow.preload("tasks", {str(getattr(e, "task_id", "")) for e in events if getattr(e, "task_id", None)})
         done: list[tuple[str, str, int, int, str]] = []

@@ -73,7 +73,7 @@ class LogWriter:
             lines = item.logs if isinstance(item, LogBatch) else [item]
             task_ids.update(line.task_id for line in lines if line.task_id)
         positions = await fold_store.lock_log_positions(uow.cur, keys)
-        await uow.preload("agents", {k[0] for k in keys})
+        await uow.preload("agents", {k[0] for k in keys}, share=True)  # a line only needs its agent to exist
         return cls(uow, positions, await _task_assignees(uow.cur, sorted(task_ids)))
 
     def _task(self, task_id: str) -> tuple[bool, str | None]:
@@ -89,7 +89,7 @@ class LogWriter:
         if source.offset < self.positions.get(key, 0):
             stats.replayed += 1
             return None
-        if await self.uow.get("agents", item.agent_id) is None:
+        if not await self.uow.exists("agents", item.agent_id):
             return LogRefusal(source, f"{item.type} names agent {item.agent_id!r}, which has not registered; register first")
         lines = item.logs if isinstance(item, LogBatch) else [item]
         seconds = [epoch_second(line.time) for line in lines]  # each within a TIMESTAMP (app/event_base.py `Time`)

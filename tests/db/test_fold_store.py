@@ -147,3 +147,36 @@ async def test_rows_an_event_only_needs_are_shared_by_both_workers_and_their_gap
         assert await first.get("projects", "p1") is not None  # upgraded to an update lock: the other has committed
     await conn.commit()
     assert set(await rows(conn, "tasks")) == {"t1", "t2"}
+
+
+async def test_a_batch_of_log_lines_shares_its_agent_with_the_other_workers_task_halves(conn: Any, other_conn: Any) -> None:
+    """Log lines only need their agent to exist: the fold locks it in share mode (streams/logs.py), so the other
+    worker's task half of a task.started, which needs the agent too, does not wait for the whole batch of the agent's
+    lines (it did when both locked the row for update: half the lock waits of the fleet ramp; 1205 here after 1 s)."""
+    from app.agent_events import LogBatch
+    from streams.logs import LogWriter
+    from streams.outcomes import FoldStats
+    from streams.parking import WorkItem
+    from streams.route import Source
+    from streams.uow import UnitOfWork
+
+    async with conn.cursor(DictCursor) as cur:
+        await fold_store.insert_rows(cur, "agents", [{"id": "a1", "pod_name": "pod1"}])
+    await conn.commit()
+    line = {"id": "l1", "type": "log", "time": "2026-12-02T00:00:00Z", "agent_id": "a1", "message": "hello"}
+    batch = LogBatch.model_validate({"id": "b1", "type": "log.batch", "time": line["time"], "agent_id": "a1", "logs": [line]})
+    source = Source("agent.events", 0, 0, b"a1", b"{}")
+    stats = FoldStats()
+    async with conn.cursor(DictCursor) as cur, other_conn.cursor(DictCursor) as other:
+        await other.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        uow = UnitOfWork(cur)
+        writer = await LogWriter.load(uow, [WorkItem(source, batch, "a1")])
+        assert await writer.add(source, batch, stats) is None
+        assert stats.logs == 1
+        assert await UnitOfWork(other).exists("agents", "a1")  # not waiting for the batch
+        await other_conn.commit()
+        with pytest.raises(OperationalError) as refused:  # the lines' agent cannot change under the batch
+            await fold_store.update_rows(other, "agents", [("a1", {"status": "idle"})])
+        assert refused.value.args[0] == 1205
+        await other_conn.rollback()
+    await conn.commit()
