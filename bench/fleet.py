@@ -197,7 +197,11 @@ async def drive(run: Run, directory: Path) -> None:
             (directory / "load-config.json").write_text(json.dumps(config))
             load = subprocess.Popen([sys.executable, "-m", "bench.fleet_load", str(directory / "load-config.json")])  # noqa: ASYNC220
             cpu.add("load", load.pid)
-            rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)} | {"load": load.pid}
+
+            def sampled_pids() -> dict[str, int]:
+                return {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)} | {"load": load.pid}
+
+            rss = sampled_pids()
             urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
             per_phase = args.duration / len(run.phases)
             for n, phase in enumerate(run.phases):
@@ -211,7 +215,7 @@ async def drive(run: Run, directory: Path) -> None:
                     if run.phases[current].settings != run.phases[current - 1].settings:
                         workers = restart(workers, base, run.phases[current], directory, cpu, current)
                         processes += workers
-                        rss = {f"worker{i + 1}": w.process.pid for i, w in enumerate(workers)} | {"load": load.pid}
+                        rss = sampled_pids()
                         urls = {f"worker{i + 1}": w.url for i, w in enumerate(workers)}
                     else:
                         print(f"phase {current + 1} ({run.phases[current].label})", flush=True)

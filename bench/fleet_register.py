@@ -46,14 +46,18 @@ async def register(url: str, pool: Any, agents: list[str], project_id: str, *, e
                 {"id": uuid.uuid4().hex, "type": "agent.registered", "time": now, "agent_id": a, "pod_name": f"pod-{a}",
                  "capabilities": ["python", "go"]} for a in agents[i : i + 1000]
             ])  # fmt: skip
-    while await scalar(pool, "SELECT COUNT(*) FROM agents") < (expected or len(agents)):
-        if time.monotonic() - started > 600:
-            raise SystemExit("the fleet's registrations were not folded within 600 s")
-        await asyncio.sleep(1)
+    rows = expected or len(agents)
+    await _until(pool, "SELECT COUNT(*) >= %s FROM agents", [rows], started, "the fleet's registrations were not folded")
     # Every registration is a transition the relay publishes (20,000 outbox rows for 20,000 agents): the load starts
     # once they are out, or the first phase would measure the relay's backlog beside the fold.
-    while await scalar(pool, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL") > 0:
-        if time.monotonic() - started > 600:
-            raise SystemExit("the fleet's registration transitions were not published within 600 s")
-        await asyncio.sleep(1)
+    await _until(pool, "SELECT COUNT(*) = 0 FROM outbox WHERE published_at IS NULL", [], started,
+                 "the fleet's registration transitions were not published")  # fmt: skip
     return time.monotonic() - started
+
+
+async def _until(pool: Any, sql: str, params: list[Any], started: float, failure: str, limit: float = 600.0) -> None:
+    """Poll `sql` (one true-or-false value) every second until it is true; SystemExit `limit` s after `started`."""
+    while not await scalar(pool, sql, params):
+        if time.monotonic() - started > limit:
+            raise SystemExit(f"{failure} within {limit:.0f} s")
+        await asyncio.sleep(1)
